@@ -1,0 +1,1 @@
+"""vlprune: drop visual tokens that carry no new information from Qwen-VL-family models."""
