@@ -179,6 +179,27 @@ def _run(base, geometry, kept_mask, decode, scale, order, metric, tau):
                  _bound(m, tau, R * L), tau == 0.0)
 
 
+@numba.njit(cache=True, nogil=True)
+def _neighbour_equal(beq, R, Leq, gh, gw):
+    right = np.zeros((gh, max(gw - 1, 0)), np.bool_)
+    down = np.zeros((max(gh - 1, 0), gw), np.bool_)
+    for i in range(gh):
+        for j in range(gw):
+            k = i * gw + j
+            if j + 1 < gw:
+                right[i, j] = _equal(beq, R, Leq, k, k + 1, gw)
+            if i + 1 < gh:
+                down[i, j] = _equal(beq, R, Leq, k, k + gw, gw)
+    return right, down
+
+
+def neighbour_equality(base: np.ndarray, geometry: tuple[int, int, int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """Pixel-identity of adjacent blocks: bool (gh, gw-1) right neighbours, (gh-1, gw) lower ones."""
+    gh, gw, R, L = geometry
+    beq, leq = _wide_view(base, L)
+    return _neighbour_equal(beq, R, leq, gh, gw)
+
+
 def predictive_sources(
     base: np.ndarray, geometry: tuple[int, int, int, int], scale: np.ndarray,
     order: str = "pred2d", metric: str = "max", tau: float = 0.0,

@@ -1,0 +1,196 @@
+"""Model adapters: what differs between Qwen-VL families inside transformers, one small class each.
+
+An adapter wraps one loaded ``*ForConditionalGeneration`` model and exposes, per pipeline stage:
+
+* ``vision_kwargs`` / ``encode_images`` (pre-ViT): run the model's own vision tower on the kept
+  patch rows only, passing the precomputed tensors its public ``forward(**kwargs)`` accepts
+  (``position_ids`` = original 2-D patch coordinates, ``cu_seqlens`` = per-image kept lengths, plus
+  family extras: Qwen2.5-VL windows, Qwen3-VL/3.5 interpolated position-embedding taps). No upstream
+  forward is copied or patched (PixelPrune §3.2.3, SPEC.md §4).
+* ``rope_index`` (LLM positions): the family's ``get_rope_index`` on the unpruned sequence.
+* ``language_model`` / ``decoder_layers`` (for later in-LLM methods at layer K: FastV, GUIPruner SSP).
+
+Adapters are registered by ``config.model_type`` (:func:`register_adapter`, :func:`get_adapter`).
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from transformers.modeling_outputs import BaseModelOutputWithPooling
+from transformers.vision_utils import get_vision_position_ids
+
+from vlprune.families import FamilySpec, get_family
+
+_ADAPTERS: dict[str, type["FamilyAdapter"]] = {}
+
+
+def register_adapter(cls: type["FamilyAdapter"]) -> type["FamilyAdapter"]:
+    """Class decorator: register an adapter for each of its ``model_types``."""
+    for mt in cls.model_types:
+        _ADAPTERS[mt] = cls
+    return cls
+
+
+def supported_model_types() -> list[str]:
+    import vlprune.models  # noqa: F401  (registers the built-in adapters)
+
+    return sorted(_ADAPTERS)
+
+
+def get_adapter(model) -> "FamilyAdapter":
+    """The adapter for ``model`` (dispatch on ``model.config.model_type``); ValueError if unsupported."""
+    import vlprune.models  # noqa: F401
+
+    config = getattr(model, "config", None)
+    mt = getattr(config, "model_type", None)
+    if mt not in _ADAPTERS:
+        raise ValueError(
+            f"unsupported model family: config.model_type={mt!r} ({type(model).__name__}); "
+            f"vlprune supports {', '.join(sorted(_ADAPTERS))}"
+        )
+    return _ADAPTERS[mt](model)
+
+
+def patch_rows(kept_blocks: np.ndarray, offset: int, merge: int) -> torch.Tensor:
+    """Rows of ``pixel_values`` holding the kept blocks: each block is ``merge**2`` consecutive rows.
+
+    kept_blocks: (k,) sorted block indices of one image; returns (k * merge**2,) int64, sorted.
+    """
+    u = merge * merge
+    k = torch.from_numpy(np.ascontiguousarray(kept_blocks, dtype=np.int64))
+    return (offset + k[:, None] * u + torch.arange(u)).reshape(-1)
+
+
+def cu_seqlens_from_sizes(sizes: list[int], device=None) -> torch.Tensor:
+    """(n+1,) int32 cumulative boundaries, one attention segment per entry of ``sizes``."""
+    return F.pad(torch.tensor(sizes, dtype=torch.int64, device=device).cumsum(0), (1, 0)).to(torch.int32)
+
+
+def patchify(rgb: np.ndarray, family: FamilySpec, image_mean=None, image_std=None) -> tuple[torch.Tensor, tuple[int, int, int]]:
+    """uint8 (H, W, 3) -> processor-layout rows (h*w, 3*T*P*P) float32 and grid (1, h, w) in patches.
+
+    Same layout as the Qwen image processor: rescale 1/255, normalise, repeat over the temporal
+    patch, rows block-major over (h/m, w/m, m, m). H and W must be multiples of the block size.
+    """
+    p, m, t = family.patch_size, family.merge_size, family.temporal_patch_size
+    h_px, w_px, _ = rgb.shape
+    if h_px % (p * m) or w_px % (p * m):
+        raise ValueError(f"image {h_px}x{w_px} px is not a multiple of the {p * m}-px block")
+    mean = np.asarray(image_mean if image_mean is not None else family.image_mean, dtype=np.float32)
+    std = np.asarray(image_std if image_std is not None else family.image_std, dtype=np.float32)
+    x = (rgb.astype(np.float32) / 255.0 - mean) / std  # (H, W, 3)
+    x = np.repeat(x.transpose(2, 0, 1)[None], t, axis=0)  # (T, 3, H, W)
+    gh, gw = h_px // p, w_px // p
+    x = x.reshape(t, 3, gh // m, m, p, gw // m, m, p)
+    x = x.transpose(2, 5, 3, 6, 1, 0, 4, 7)  # (gh/m, gw/m, m, m, C, T, p, p)
+    rows = np.ascontiguousarray(x).reshape(gh * gw, 3 * t * p * p)
+    return torch.from_numpy(rows), (1, gh, gw)
+
+
+class FamilyAdapter:
+    """Base adapter: Qwen2-VL behaviour (2-D RoPE + per-image full attention in the ViT)."""
+
+    family: ClassVar[str] = ""
+    model_types: ClassVar[tuple[str, ...]] = ()
+    #: the vision tower returns DeepStack features that must be split per image (Qwen3-VL)
+    deepstack: ClassVar[bool] = False
+
+    def __init__(self, model):
+        self.model = model
+        self.spec: FamilySpec = get_family(self.family)
+        inner = getattr(model, "model", None)
+        visual = getattr(inner, "visual", None) if inner is not None else None
+        if visual is None:
+            raise ValueError(
+                f"{type(model).__name__} has no vision tower (model.model.visual); vlprune needs a "
+                f"Qwen-VL *ForConditionalGeneration model with its vision encoder"
+            )
+        if not hasattr(inner, "get_rope_index") or not hasattr(inner, "language_model"):
+            raise ValueError(f"{type(model).__name__} lacks get_rope_index/language_model; not a Qwen-VL model")
+        self.inner = inner
+        self.visual = visual
+        vc = model.config.vision_config
+        got = (vc.patch_size, vc.spatial_merge_size, vc.temporal_patch_size)
+        want = (self.spec.patch_size, self.spec.merge_size, self.spec.temporal_patch_size)
+        if got != want:
+            raise ValueError(
+                f"model vision config (patch, merge, temporal) = {got} disagrees with the {self.spec.name} "
+                f"family {want}"
+            )
+        self.merge = int(vc.spatial_merge_size)
+        self.row_dim = int(getattr(vc, "in_channels", 3)) * self.spec.temporal_patch_size * self.spec.patch_size**2
+
+    # ------------------------------------------------------------------ config
+    @property
+    def config(self):
+        return self.model.config
+
+    @property
+    def image_token_id(self) -> int:
+        return int(self.config.image_token_id)
+
+    @property
+    def video_token_id(self) -> int:
+        return int(self.config.video_token_id)
+
+    def language_model(self) -> torch.nn.Module:
+        """The decoder stack (for in-LLM methods pruning from layer K on)."""
+        return self.inner.language_model
+
+    def decoder_layers(self) -> torch.nn.ModuleList:
+        return self.inner.language_model.layers
+
+    def check_processor(self, processor) -> None:
+        """ValueError if the processor's patch/merge/temporal size or image token disagree with the model."""
+        ip = getattr(processor, "image_processor", processor)
+        for attr, want in (("patch_size", self.spec.patch_size), ("merge_size", self.merge),
+                           ("temporal_patch_size", self.spec.temporal_patch_size)):
+            got = getattr(ip, attr, None)
+            if got is not None and int(got) != int(want):
+                raise ValueError(f"processor {attr}={got} disagrees with the model's {want} ({self.spec.name})")
+        tok_id = getattr(processor, "image_token_id", None)
+        if tok_id is not None and int(tok_id) != self.image_token_id:
+            raise ValueError(f"processor image_token_id={tok_id} disagrees with the model's {self.image_token_id}")
+
+    # ------------------------------------------------------------------ LLM positions
+    def rope_index(self, input_ids, mm_token_type_ids, attention_mask, image_grid_thw, video_grid_thw, extra: dict):
+        """(3, B, L) M-RoPE positions and (B, 1) deltas of the unpruned sequence (family's own code)."""
+        return self.inner.get_rope_index(
+            input_ids, mm_token_type_ids=mm_token_type_ids, image_grid_thw=image_grid_thw,
+            video_grid_thw=video_grid_thw, attention_mask=attention_mask, **extra,
+        )
+
+    #: extra processor outputs ``get_rope_index`` needs (Qwen2.5-VL: video timing)
+    rope_extra_keys: ClassVar[tuple[str, ...]] = ()
+
+    # ------------------------------------------------------------------ vision tower
+    def vision_kwargs(self, grid_thw: torch.Tensor, rows: torch.Tensor, kept: list[np.ndarray]) -> dict:
+        """Precomputed kwargs for the vision tower on the kept rows.
+
+        grid_thw: (n, 3) patch grids of the (possibly resized) images; rows: (N_kept,) indices of the
+        kept patch rows in the unpruned (virtual) pixel_values; kept[i]: kept blocks of image i.
+        Returns ``position_ids`` (N_kept, 2) original (h, w) patch coordinates and ``cu_seqlens``.
+        """
+        pos = get_vision_position_ids(grid_thw, self.merge)
+        sizes = [len(k) * self.merge**2 for k in kept]
+        return {"position_ids": pos[rows.to(pos.device)], "cu_seqlens": cu_seqlens_from_sizes(sizes, grid_thw.device)}
+
+    def encode_images(self, pixel_rows: torch.Tensor, grid_thw: torch.Tensor, vkw: dict, kept_sizes: list[int]):
+        """Run the vision tower on kept rows (N_kept, D) -> output with per-image ``pooler_output``."""
+        out = self.visual(pixel_rows.type(self.visual.dtype), grid_thw=grid_thw, return_dict=True, **vkw)
+        if out.pooler_output.shape[0] != sum(kept_sizes):
+            raise RuntimeError(
+                f"vision tower returned {out.pooler_output.shape[0]} tokens for {sum(kept_sizes)} kept blocks"
+            )
+        out.pooler_output = torch.split(out.pooler_output, kept_sizes)
+        if self.deepstack:
+            out.deepstack_features = [torch.split(f, kept_sizes) for f in out.deepstack_features]
+        return out
+
+    @staticmethod
+    def wrap_output(pooled: tuple[torch.Tensor, ...]) -> BaseModelOutputWithPooling:
+        return BaseModelOutputWithPooling(pooler_output=pooled)
