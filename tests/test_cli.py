@@ -1,0 +1,218 @@
+"""``vlprune`` command line end to end: analyze (json/csv/overlay/plot, folders, failures, usage
+errors), list, --help, demo; once through a subprocess (``python -m vlprune``)."""
+
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import vlprune
+from vlprune import cli
+from vlprune.families import list_families
+from vlprune.methods import list_methods
+from vlprune.samples import SAMPLE_NAMES
+
+REPO = Path(__file__).resolve().parents[1]
+CORPUS = REPO.parent / "shared" / "corpus"
+KEYS = {"path", "family", "method", "tokens", "kept", "grid", "kept_indices", "selector_ms", "retain",
+        "duplicate_ratio", "size"}
+
+
+def corpus(*names: str) -> list[Path]:
+    """Corpus images by manifest ``file`` entry (read in place); skip if the corpus is absent."""
+    if not (CORPUS / "manifest.csv").exists():
+        pytest.skip(f"corpus not found at {CORPUS}")
+    listed = {r["file"] for r in csv.DictReader(open(CORPUS / "manifest.csv", encoding="utf-8"))}
+    assert set(names) <= listed
+    return [CORPUS / n for n in names]
+
+
+WEB, DOC, MOBILE = "web/flask_index.png", "doc/gnuplot_p001_title.png", "mobile/git_gittutorial.png"
+
+
+def run(capsys, *argv) -> tuple[int, str, str]:
+    code = cli.main(["analyze", "--no-progress", *map(str, argv)])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def json_lines(out: str) -> tuple[list[dict], dict]:
+    objs = [json.loads(line) for line in out.splitlines()]
+    assert "summary" in objs[-1] and all("summary" not in o for o in objs[:-1])
+    return objs[:-1], objs[-1]["summary"]
+
+
+# ------------------------------------------------------------------------------ json
+def test_json_lines_match_select_and_summary(capsys):
+    paths = corpus(WEB, DOC)
+    code, out, err = run(capsys, *paths, "--json")
+    assert code == 0, err
+    lines, summary = json_lines(out)
+    assert [o["path"] for o in lines] == [str(p) for p in paths]
+    for o, p in zip(lines, paths):
+        assert KEYS <= set(o)
+        sel = vlprune.select(p)
+        assert o["kept_indices"] == sel.kept.tolist() and o["kept"] == sel.n_kept
+        assert o["grid"] == list(sel.grid) and o["tokens"] == sel.n_total
+        assert (o["family"], o["method"]) == ("qwen3-vl", "pixelprune")
+        assert o["retain"] == o["kept"] / o["tokens"] and 0 <= o["duplicate_ratio"] < 1
+    assert summary["retain"] == sum(o["kept"] for o in lines) / sum(o["tokens"] for o in lines)
+    assert (summary["images"], summary["failed"]) == (2, 0)
+
+
+def test_json_options_family_tau_metric_and_baselines(capsys):
+    (path,) = corpus(MOBILE)
+    code, out, _ = run(capsys, path, "--json", "--family", "qwen2-vl", "--tau", "0.05", "--metric", "mae",
+                       "--order", "serpentine")
+    assert code == 0
+    (o,), summary = json_lines(out)
+    want = vlprune.select(path, family="qwen2-vl", tau=0.05, metric="mae", order="serpentine")
+    assert o["kept_indices"] == want.kept.tolist() and o["family"] == "qwen2-vl"
+    assert summary["options"] == {"order": "serpentine", "metric": "mae", "tau": 0.05}
+
+    code, out, _ = run(capsys, path, "--json", "--method", "random", "--seed", "3")
+    (o,), _ = json_lines(out)
+    assert o["kept_indices"] == vlprune.select(path, "random", seed=3).kept.tolist()
+    assert o["kept"] == vlprune.select(path).n_kept  # same budget as PixelPrune
+
+    code, out, _ = run(capsys, path, "--json", "--method", "resize")
+    (o,), _ = json_lines(out)
+    gh, gw = o["kept_grid"]
+    assert o["kept"] == gh * gw and o["kept_indices"] == list(range(gh * gw))
+    assert o["resized"] == [gh * 32, gw * 32] and o["grid"] != o["kept_grid"]
+
+
+# ------------------------------------------------------------------------------ files written
+def test_csv_overlay_and_plot(capsys, tmp_path):
+    paths = corpus(WEB, DOC)
+    code, out, err = run(capsys, CORPUS / "web", paths[1], "--json", "--csv", tmp_path / "r.csv",
+                         "--overlay", tmp_path / "ov", "--plot", tmp_path / "retain.png")
+    assert code == 0, err
+    lines, summary = json_lines(out)
+    rows = list(csv.DictReader(open(tmp_path / "r.csv", encoding="utf-8")))
+    assert [r["path"] for r in rows] == [o["path"] for o in lines] and list(rows[0]) == list(cli.CSV_COLUMNS)
+    assert [int(r["kept"]) for r in rows] == [o["kept"] for o in lines]
+    names = sorted(p.name for p in (tmp_path / "ov").iterdir())
+    assert len(names) == len(lines) and "flask_index.png" in names and "gnuplot_p001_title.png" in names
+    o = next(o for o in lines if o["path"] == str(paths[0]))
+    overlay = np.asarray(Image.open(o["overlay"]).convert("RGB"))
+    image = vlprune.BlockGrid.from_image(paths[0]).image()
+    assert overlay.shape == image.shape and overlay.shape[:2] == tuple(o["size"])
+    b = 32
+    kept = set(o["kept_indices"])
+    for k in range(o["tokens"]):
+        i, j = divmod(k, o["grid"][1])
+        same = np.array_equal(overlay[i * b:(i + 1) * b, j * b:(j + 1) * b], image[i * b:(i + 1) * b, j * b:(j + 1) * b])
+        assert same == (k in kept), k
+    plot = tmp_path / "retain.png"
+    assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and Image.open(plot).size[0] > 300
+    assert "wrote" in err  # JSON mode keeps notes off stdout
+
+
+def test_overlay_names_do_not_collide(capsys, tmp_path):
+    (path,) = corpus(WEB)
+    for d in ("one", "two"):
+        (tmp_path / d).mkdir()
+        (tmp_path / d / "same.png").write_bytes(path.read_bytes())
+    code, _, _ = run(capsys, tmp_path / "one" / "same.png", tmp_path / "two" / "same.png", "--overlay", tmp_path / "ov")
+    assert code == 0 and sorted(p.name for p in (tmp_path / "ov").iterdir()) == ["same-2.png", "same.png"]
+
+
+# ------------------------------------------------------------------------------ folders, failures
+def test_folder_walk_human_table(capsys, tmp_path):
+    (path,) = corpus(DOC)
+    Image.open(path).convert("L").save(tmp_path / "b.jpg")
+    (tmp_path / "sub").mkdir()
+    Image.open(path).save(tmp_path / "sub" / "a.PNG")
+    (tmp_path / "readme.txt").write_text("skipped: not an image extension")
+    code, out, _ = run(capsys, tmp_path)
+    assert code == 0
+    rows = [line for line in out.splitlines() if line.startswith(str(tmp_path))]
+    assert [r.split()[0] for r in rows] == [str(tmp_path / "b.jpg"), str(tmp_path / "sub" / "a.PNG")]
+    assert out.splitlines()[0].split()[:2] == ["image", "size"]
+    assert "summary: 2 images ok, 0 failed" in out and "retain" in out
+
+
+def test_bad_batch_reports_each_failure_and_exits_1(capsys, tmp_path):
+    (path,) = corpus(WEB)
+    good = tmp_path / "good.png"
+    good.write_bytes(path.read_bytes())
+    (tmp_path / "empty.png").write_bytes(b"")
+    (tmp_path / "truncated.png").write_bytes(path.read_bytes()[:4000])
+    (tmp_path / "fake.png").write_text("this is not an image")
+    code, out, err = run(capsys, tmp_path, "--json")
+    assert code == 1
+    objs = [json.loads(line) for line in out.splitlines()]
+    ok = [o for o in objs if "kept" in o]
+    failed = {Path(o["path"]).name: o["error"] for o in objs if "error" in o}
+    assert [Path(o["path"]).name for o in ok] == ["good.png"]
+    assert ok[0]["kept_indices"] == vlprune.select(path).kept.tolist()
+    assert set(failed) == {"empty.png", "truncated.png", "fake.png"}
+    assert "empty" in failed["empty.png"] and "truncated" in failed["truncated.png"]
+    assert "not a readable image" in failed["fake.png"]
+    assert objs[-1]["summary"]["images"] == 1 and objs[-1]["summary"]["failed"] == 3
+    for name in failed:
+        assert f"{tmp_path / name}:" in err
+    assert "3 input(s) failed" in err
+
+
+@pytest.mark.parametrize("argv, flag", [
+    (["--method", "nope"], "--method"),
+    (["--metric", "l2"], "--metric"),
+    (["--family", "llava"], "--family"),
+    (["--order", "zigzag"], "--order"),
+    (["--tau", "-0.1"], "--tau"),
+    (["--tau", "nan"], "--tau"),
+    (["--tau", "abc"], "--tau"),
+    (["--retain", "0.5"], "--retain"),
+    (["--max-pixels", "1000"], "--min-pixels/--max-pixels"),
+    (["--max-image-pixels", "0"], "--max-image-pixels"),
+])
+def test_usage_errors_exit_2_naming_the_flag(capsys, tmp_path, argv, flag):
+    code = cli.main(["analyze", str(tmp_path), *argv])
+    _, err = capsys.readouterr()
+    assert code == 2 and f"argument {flag}" in err and "usage:" in err
+
+
+# ------------------------------------------------------------------------------ help, list, demo
+def test_help_version_and_list(capsys):
+    assert cli.main(["--help"]) == 0
+    out = capsys.readouterr().out
+    assert all(c in out for c in ("analyze", "demo", "list"))
+    assert cli.main(["analyze", "--help"]) == 0 and "--overlay" in capsys.readouterr().out
+    assert cli.main(["--version"]) == 0 and vlprune.__version__ in capsys.readouterr().out
+    assert cli.main([]) == 2
+    capsys.readouterr()
+    assert cli.main(["list"]) == 0
+    out = capsys.readouterr().out
+    assert all(m in out for m in list_methods()) and all(f in out for f in list_families())
+
+
+def test_demo_writes_overlays_and_calls_the_generation_hook(capsys, tmp_path, monkeypatch):
+    calls = []
+    monkeypatch.setattr(cli, "demo_generation_hook", lambda: lambda **kw: calls.append(kw))
+    assert cli.main(["demo", "--out", str(tmp_path / "d")]) == 0
+    out = capsys.readouterr().out
+    written = sorted(p.name for p in (tmp_path / "d" / "overlay").iterdir())
+    assert written == sorted(f"{s}_{f}.png" for s in SAMPLE_NAMES for f in list_families())
+    assert all(f in out for f in list_families()) and "->" in out and str(tmp_path / "d" / "overlay") in out
+    assert len(calls) == 1 and set(calls[0]["samples"]) == set(SAMPLE_NAMES) and calls[0]["out_dir"] == tmp_path / "d"
+
+
+def test_subprocess_python_m_vlprune(tmp_path):
+    (path,) = corpus(WEB)
+    proc = subprocess.run(
+        [sys.executable, "-m", "vlprune", "analyze", str(path), "--json", "--family", "qwen2.5-vl"],
+        cwd=REPO, capture_output=True, text=True, timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    lines, summary = json_lines(proc.stdout)
+    assert lines[0]["kept_indices"] == vlprune.select(path, family="qwen2.5-vl").kept.tolist()
+    assert summary["retain"] == lines[0]["kept"] / lines[0]["tokens"]

@@ -1,0 +1,414 @@
+"""Command line: ``vlprune analyze``, ``vlprune demo``, ``vlprune list`` (also ``python -m vlprune``).
+
+Exit codes: 0 success; 1 some input failed (each is reported, the rest still run); 2 usage error
+(unknown method / metric / family, invalid number; the message names the flag); 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import importlib
+import importlib.util
+import json
+import os
+import sys
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+from PIL import Image
+
+from vlprune import __version__
+from vlprune.analyze import (
+    AnalyzeConfig,
+    BatchReport,
+    ImageFailure,
+    ImageResult,
+    analyze_grid,
+    collect_images,
+    iter_analyze,
+    warm_up,
+)
+from vlprune.families import get_family, list_families
+from vlprune.grid import MAX_IMAGE_PIXELS, BlockGrid
+from vlprune.methods import list_methods
+from vlprune.methods.base import get_method_class
+from vlprune.methods.pixelprune import PixelPrune
+from vlprune.select.predictive import METRICS, ORDERS
+
+PROG = "vlprune"
+CSV_COLUMNS = (
+    "path", "family", "method", "height", "width", "grid_h", "grid_w", "tokens", "kept", "retain",
+    "unique", "duplicate_ratio", "selector_ms", "kept_grid_h", "kept_grid_w", "overlay", "error",
+)
+
+
+# ------------------------------------------------------------------------------ argument types
+def _number(kind, ok, requirement: str):
+    """argparse ``type``: parse with ``kind`` and require ``ok(value)`` (NaN fails comparisons)."""
+
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {requirement}, got {text!r}") from None
+        if not ok(value):
+            raise argparse.ArgumentTypeError(f"must be {requirement}, got {text!r}")
+        return value
+
+    return parse
+
+
+_tau = _number(float, lambda v: v >= 0, "a number >= 0 (distance in [0, 1] pixel units)")
+_fraction = _number(float, lambda v: 0 < v <= 1, "a number in (0, 1]")
+_positive_int = _number(int, lambda v: v > 0, "a positive integer")
+
+
+def _family(text: str) -> str:
+    try:
+        return get_family(text).name
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+# ------------------------------------------------------------------------------ parser
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        description="Drop visual tokens that carry no new information from Qwen-VL-family models.",
+        epilog="Run 'vlprune COMMAND --help' for the options of a command.",
+    )
+    parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    pre_vit = list_methods("pre_vit")
+    a = sub.add_parser(
+        "analyze",
+        help="per-image token counts, retain and duplicate ratios for image files or folders",
+        description=(
+            "Resize each image as the family's processor does, select blocks (one block = one LLM token) "
+            "and report tokens, kept, retain ratio, duplicate ratio (Appendix A) and selector time, then a "
+            "dataset summary (retain = Σkept/Σtokens). Folders are walked recursively for "
+            "png/jpg/jpeg/webp/bmp/gif/tif/tiff files. A failed file is reported and skipped; the exit "
+            "status is 1 if any failed. For --method resize, 'kept' is the token count of the downscaled "
+            "image and kept_indices are all of its blocks (kept_grid / resized give its grid and size)."
+        ),
+    )
+    a.add_argument("paths", nargs="+", metavar="PATH", help="image files and/or folders")
+    g = a.add_argument_group("selection")
+    g.add_argument("--family", type=_family, default="qwen3-vl", metavar="|".join(list_families()),
+                   help="model family: block size and resize limits (default: qwen3-vl)")
+    g.add_argument("--method", choices=pre_vit, default="pixelprune",
+                   help="pre-ViT method (default: pixelprune); baselines keep PixelPrune's per-image count")
+    g.add_argument("--order", choices=ORDERS, default="pred2d", help="PixelPrune scan order (default: pred2d)")
+    g.add_argument("--metric", choices=METRICS, default="max", help="PixelPrune block distance (default: max)")
+    g.add_argument("--tau", type=_tau, default=0.0, metavar="T",
+                   help="PixelPrune threshold in [0, 1] pixel units; 0 = exact (default: 0)")
+    g.add_argument("--seed", type=int, default=0, help="seed of the random baselines (default: 0)")
+    g.add_argument("--retain", type=_fraction, default=None, metavar="R",
+                   help="baselines only: keep this fraction of blocks instead of PixelPrune's count")
+    s = a.add_argument_group("image size")
+    s.add_argument("--min-pixels", type=_positive_int, default=None, metavar="N",
+                   help="processor min_pixels (default: the family's)")
+    s.add_argument("--max-pixels", type=_positive_int, default=None, metavar="N",
+                   help="processor max_pixels (default: the family's)")
+    s.add_argument("--max-image-pixels", type=_positive_int, default=MAX_IMAGE_PIXELS, metavar="N",
+                   help=f"refuse decoded images larger than this (decompression bombs; default: {MAX_IMAGE_PIXELS})")
+    o = a.add_argument_group("output")
+    o.add_argument("--json", action="store_true",
+                   help="stdout: one JSON object per image (failures: {path, error}), then {\"summary\": ...}")
+    o.add_argument("--csv", metavar="FILE", help="also write one CSV row per image (failures included)")
+    o.add_argument("--overlay", metavar="DIR", help="write a PNG per image: dropped blocks dimmed and outlined")
+    o.add_argument("--plot", metavar="FILE", help="write a histogram + ECDF of per-image retain ratios")
+    o.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+    a.set_defaults(func=cmd_analyze, parser=a)
+
+    d = sub.add_parser(
+        "demo",
+        help="run PixelPrune on built-in sample images for every family; write overlays",
+        description="Make small sample images (GUI screenshot, document page, noise texture), run PixelPrune "
+                    "(exact, Pred-2D) on each for every model family, print a table and write overlay PNGs.",
+    )
+    d.add_argument("--out", default="vlprune_demo", metavar="DIR", help="output folder (default: ./vlprune_demo)")
+    d.add_argument("--no-generate", action="store_true",
+                   help="skip the end-to-end generation section (when this build provides one)")
+    d.set_defaults(func=cmd_demo, parser=d)
+
+    ls = sub.add_parser("list", help="list methods and model families", description="List methods and model families.")
+    ls.set_defaults(func=cmd_list, parser=ls)
+    return parser
+
+
+# ------------------------------------------------------------------------------ main
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+        if args.command is None:
+            parser.print_help()
+            return 2
+        return args.func(args)
+    except SystemExit as exc:  # argparse usage errors (2) and --help / --version (0)
+        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 2)
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:  # e.g. `vlprune analyze ... | head`
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 1
+
+
+# ------------------------------------------------------------------------------ analyze
+@dataclass
+class OutputConfig:
+    """Where and how ``analyze`` reports."""
+
+    json: bool = False
+    csv: str | None = None
+    overlay: str | None = None
+    plot: str | None = None
+    progress: bool = True
+
+
+def _analyze_config(args: argparse.Namespace) -> AnalyzeConfig:
+    parser = args.parser
+    spec = get_family(args.family)
+    lo = spec.min_pixels if args.min_pixels is None else args.min_pixels
+    hi = spec.max_pixels if args.max_pixels is None else args.max_pixels
+    if hi < lo:
+        parser.error(f"argument --min-pixels/--max-pixels: min_pixels={lo} exceeds max_pixels={hi} "
+                     f"(family {spec.name} defaults: {spec.min_pixels} / {spec.max_pixels})")
+    if args.retain is not None and "retain" not in {f.name for f in fields(get_method_class(args.method))}:
+        parser.error(f"argument --retain: applies only to the same-budget baselines, not to --method {args.method}")
+    try:
+        return AnalyzeConfig(
+            family=args.family, method=args.method, order=args.order, metric=args.metric, tau=args.tau,
+            seed=args.seed, retain=args.retain, min_pixels=args.min_pixels, max_pixels=args.max_pixels,
+            max_image_pixels=args.max_image_pixels,
+        )
+    except (ValueError, TypeError) as exc:
+        parser.error(str(exc))
+
+
+class _Table:
+    """Human-readable rows, streamed as results arrive (a path longer than the column is printed
+    whole and shifts that row; nothing is cut)."""
+
+    def __init__(self, width: int):
+        self.w = width
+        self.fmt = f"{{:<{width}}}  {{:>11}}  {{:>9}}  {{:>7}}  {{:>7}}  {{:>7}}  {{:>7}}  {{:>9}}"
+
+    def header(self) -> str:
+        return self.fmt.format("image", "size (WxH)", "grid", "tokens", "kept", "retain", "dup", "select ms")
+
+    def row(self, r: ImageResult) -> str:
+        (h, w), (gh, gw) = r.size, r.grid
+        return self.fmt.format(
+            r.path, f"{w}x{h}", f"{gw}x{gh}", r.tokens, r.kept,
+            f"{r.retain:.1%}", f"{r.duplicate_ratio:.1%}", f"{r.selector_ms:.2f}",
+        )
+
+
+def _summary_line(report: BatchReport) -> str:
+    s = report.summary
+    if not s.images:
+        return f"summary: 0 images ok, {s.failed} failed"
+    return (
+        f"summary: {s.images} images ok, {s.failed} failed | tokens {s.tokens} -> kept {s.kept} | "
+        f"retain {s.retain:.1%} (Σkept/Σtokens) | duplicate ratio {s.duplicate_ratio:.1%} | "
+        f"selector ms mean {s.selector_ms_mean:.2f}, median {s.selector_ms_median:.2f}"
+    )
+
+
+def _csv_row(item: ImageResult | ImageFailure, config: AnalyzeConfig) -> list:
+    if isinstance(item, ImageFailure):
+        row = dict.fromkeys(CSV_COLUMNS, "")
+        row.update(path=item.path, family=config.family, method=config.method, error=item.error)
+        return [row[c] for c in CSV_COLUMNS]
+    return [
+        item.path, item.family, item.method, item.size[0], item.size[1], item.grid[0], item.grid[1],
+        item.tokens, item.kept, f"{item.retain:.6f}", item.unique, f"{item.duplicate_ratio:.6f}",
+        f"{item.selector_ms:.4f}", item.kept_grid[0], item.kept_grid[1], item.overlay or "", "",
+    ]
+
+
+def cmd_analyze(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    config = _analyze_config(args)
+    out = OutputConfig(json=args.json, csv=args.csv, overlay=args.overlay, plot=args.plot,
+                       progress=not args.no_progress)
+    info = sys.stderr if out.json else sys.stdout  # where "wrote ..." notes go; JSON keeps stdout clean
+    csv_file = None
+    if out.csv:
+        try:
+            Path(out.csv).parent.mkdir(parents=True, exist_ok=True)
+            csv_file = open(out.csv, "w", newline="", encoding="utf-8")
+        except OSError as exc:
+            args.parser.error(f"argument --csv: cannot write {out.csv!r}: {exc}")
+    if out.overlay:
+        try:
+            Path(out.overlay).mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            args.parser.error(f"argument --overlay: cannot use {out.overlay!r} as a folder: {exc}")
+    inputs, early_failures = collect_images(args.paths)
+    report = BatchReport()
+    table = _Table(min(max([len(str(i.path)) for i in inputs] + [5]), 60))
+    writer = csv.writer(csv_file) if csv_file else None
+    if writer:
+        writer.writerow(CSV_COLUMNS)
+
+    def emit_failure(f: ImageFailure) -> None:
+        report.failures.append(f)
+        tqdm.write(f"{PROG}: error: {f.path}: {f.error}", file=sys.stderr)
+        if out.json:
+            tqdm.write(json.dumps(f.to_dict()), file=sys.stdout)
+        if writer:
+            writer.writerow(_csv_row(f, config))
+
+    try:
+        for f in early_failures:
+            emit_failure(f)
+        bar = tqdm(total=len(inputs), file=sys.stderr, unit="img", desc="analyze", dynamic_ncols=True,
+                   disable=True if not out.progress else None)
+        with bar:
+            for item in iter_analyze(inputs, config, out.overlay):
+                if isinstance(item, ImageFailure):
+                    emit_failure(item)
+                else:
+                    report.results.append(item)
+                    if len(report.results) == 1 and not out.json:
+                        tqdm.write(table.header(), file=sys.stdout)
+                    line = json.dumps(item.to_dict()) if out.json else table.row(item)
+                    tqdm.write(line, file=sys.stdout)
+                    if writer:
+                        writer.writerow(_csv_row(item, config))
+                bar.update(1)
+    finally:
+        if csv_file:
+            csv_file.close()
+
+    summary = report.summary
+    if out.json:
+        body = {"family": config.family, "method": config.method, "options": config.options(), **summary.to_dict()}
+        print(json.dumps({"summary": body}))
+    else:
+        if config.method == "resize" and report.results:
+            print("note: --method resize keeps a downscaled image: 'kept' is its token count (all its blocks).")
+        print(_summary_line(report))
+    if out.overlay and report.results:
+        print(f"wrote {len(report.results)} overlay PNGs to {out.overlay}", file=info)
+    if out.csv:
+        print(f"wrote {out.csv}", file=info)
+    if out.plot:
+        if report.results:
+            from vlprune.overlay import save_retain_plot
+
+            title = f"{config.method} ({config.family}): retain ratio over {summary.images} images"
+            try:
+                save_retain_plot(out.plot, [r.retain for r in report.results], summary.retain, title)
+                print(f"wrote {out.plot}", file=info)
+            except OSError as exc:
+                print(f"{PROG}: error: --plot {out.plot}: {exc}", file=sys.stderr)
+                return 1
+        else:
+            print(f"{PROG}: no image analysed; {out.plot} not written", file=sys.stderr)
+    if report.failures:
+        print(f"{PROG}: {len(report.failures)} input(s) failed", file=sys.stderr)
+        return 1
+    return 0
+
+
+# ------------------------------------------------------------------------------ demo
+@dataclass
+class DemoConfig:
+    out: Path = Path("vlprune_demo")
+    generate: bool = True
+
+
+def demo_generation_hook():
+    """The end-to-end generation step of ``vlprune demo``, if this build provides one.
+
+    Contract: ``vlprune.api.demo_generation(samples, out_dir)`` where ``samples`` is the dict of PIL
+    images from :func:`vlprune.samples.make_samples` and ``out_dir`` the demo's output folder; it
+    prints its own section to stdout (e.g. a random-weight model of the real architecture generating
+    with and without pruning) and returns nothing. Returns None when no such function exists.
+    """
+    if importlib.util.find_spec("vlprune.api") is None:
+        return None
+    module = importlib.import_module("vlprune.api")
+    return getattr(module, "demo_generation", None)
+
+
+def run_demo(config: DemoConfig, samples: dict[str, Image.Image]) -> list[dict]:
+    """Selection part of the demo: every sample x every family; prints the table, writes files.
+    Returns one record per (sample, family)."""
+    from vlprune.overlay import save_overlay
+
+    out = Path(config.out)
+    (out / "samples").mkdir(parents=True, exist_ok=True)
+    for name, img in samples.items():
+        img.save(out / "samples" / f"{name}.png")
+    method = PixelPrune()
+    rows = []
+    print("PixelPrune (Pred-2D, exact: tau = 0) on built-in samples; one token = one 2x2-patch block\n")
+    fmt = "{:<9}  {:<11}  {:>9}  {:>11}  {:>7}  {:>16}  {:>7}  {:>9}"
+    print(fmt.format("image", "family", "input", "resized", "grid", "tokens -> kept", "retain", "select ms"))
+    for family in list_families():
+        warm_up(method, family)
+    for name, img in samples.items():
+        for family in list_families():
+            grid = BlockGrid.from_image(img, family)
+            result, sel = analyze_grid(grid, method, name)
+            path = save_overlay(out / "overlay" / f"{name}_{family}.png", grid.image(), sel)
+            (h, w), (gh, gw) = result.size, result.grid
+            print(fmt.format(
+                name, family, f"{img.width}x{img.height}", f"{w}x{h}", f"{gw}x{gh}",
+                f"{result.tokens} -> {result.kept}", f"{result.retain:.1%}", f"{result.selector_ms:.2f}",
+            ))
+            rows.append({**result.to_dict(), "overlay": str(path)})
+    print(f"\nwrote {len(rows)} overlays to {out / 'overlay'} (dropped blocks dimmed and outlined; kept blocks untouched)")
+    print(f"sample inputs in {out / 'samples'}; try: {PROG} analyze {out / 'samples'} --overlay {out / 'analyze'}")
+    return rows
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from vlprune.samples import make_samples
+
+    config = DemoConfig(out=Path(args.out), generate=not args.no_generate)
+    samples = make_samples()
+    run_demo(config, samples)
+    if config.generate:
+        try:
+            hook = demo_generation_hook()
+        except Exception as exc:  # the selection demo stands on its own; say why generation is missing
+            print(f"\nend-to-end generation skipped: {type(exc).__name__}: {exc}", file=sys.stderr)
+            return 0
+        if hook is not None:
+            print()
+            hook(samples=samples, out_dir=config.out)
+    return 0
+
+
+# ------------------------------------------------------------------------------ list
+def _first_sentence(doc: str | None) -> str:
+    para = " ".join((doc or "").strip().split("\n\n")[0].split())
+    return para.split(". ")[0].rstrip(".") + "." if para else ""
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    print("methods (analyze --method takes the pre_vit ones):")
+    for name in list_methods():
+        cls = get_method_class(name)
+        print(f"  {name:<12} {cls.stage:<8} {_first_sentence(cls.__doc__)}")
+    print("\nfamilies (--family):")
+    for name in list_families():
+        f = get_family(name)
+        print(f"  {name:<12} block {f.block} px (patch {f.patch_size} x merge {f.merge_size}), "
+              f"min_pixels {f.min_pixels}, max_pixels {f.max_pixels}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
