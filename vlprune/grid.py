@@ -113,7 +113,7 @@ def load_image(src: ImageLike, max_image_pixels: int = MAX_IMAGE_PIXELS) -> Imag
     if w * h > max_image_pixels:
         raise ImageError(
             f"{name}: {w}x{h} = {w * h} pixels exceeds the limit of {max_image_pixels} "
-            "(possible decompression bomb; raise max_image_pixels to allow it)"
+            "(possible decompression bomb; raise max_image_pixels, CLI --max-image-pixels, to allow it)"
         )
     if w == 0 or h == 0:
         raise ImageError(f"{name}: image has zero size {w}x{h}")
