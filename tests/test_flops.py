@@ -228,3 +228,44 @@ def test_bad_config_and_options():
 
     with pytest.raises(ValueError, match="unknown shape 'qwen9-vl'"):
         get_shape("qwen9-vl")
+
+
+def _apply_available() -> bool:
+    try:
+        from vlprune.api import apply  # noqa: F401
+    except Exception:  # the model integration is not in this checkout yet
+        return False
+    return True
+
+
+@pytest.mark.skipif(not _apply_available(), reason="vlprune.api.apply is not available")
+def test_real_integration_apply_pixelprune(tiny):
+    """The real pruned forward (``vlprune.apply`` + PixelPrune) against the analytic count of its kept blocks."""
+    from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import Qwen2VLImageProcessorPil
+
+    from vlprune.api import apply
+    from vlprune.families import get_family
+
+    cfg, model = tiny
+    spec = get_family(cfg.model_type)
+    gh, gw = 6, 10
+    rng = np.random.default_rng(0)
+    img = np.full((gh * spec.block, gw * spec.block, 3), 235, np.uint8)
+    for i, j in zip(rng.integers(0, gh, 12), rng.integers(0, gw, 12)):  # noisy blocks on a flat page
+        img[i * spec.block : (i + 1) * spec.block, j * spec.block : (j + 1) * spec.block] = rng.integers(0, 256, (spec.block, spec.block, 3))
+    proc = Qwen2VLImageProcessorPil(
+        patch_size=spec.patch_size, merge_size=spec.merge_size, temporal_patch_size=spec.temporal_patch_size,
+        image_mean=list(spec.image_mean), image_std=list(spec.image_std),
+        size={"shortest_edge": spec.block**2, "longest_edge": spec.block**2 * 400},
+    )(images=[img], return_tensors="pt")  # fmt: skip
+    text = [5, 6, 7, cfg.vision_start_token_id]
+    ids = text + [cfg.image_token_id] * (gh * gw) + [cfg.vision_end_token_id, 8, 9, 10]
+    inputs = dict(input_ids=torch.tensor([ids]), attention_mask=torch.ones(1, len(ids), dtype=torch.long),
+                  pixel_values=proc["pixel_values"], image_grid_thw=proc["image_grid_thw"])  # fmt: skip
+    with torch.no_grad(), apply(model, "pixelprune") as session, flopcount._counter() as fc:
+        model(**inputs, logits_to_keep=1)
+    kept = session.last_prepared.selections[0].kept
+    assert 0 < len(kept) < gh * gw
+    grid = tuple(int(x) for x in proc["image_grid_thw"][0])
+    est = flops.prefill_flops(cfg, Prompt([ImageTokens(grid, kept=kept)], len(ids) - gh * gw))
+    assert _rel(est.total, fc.get_total_flops()) < TOL
