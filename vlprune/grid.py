@@ -50,9 +50,15 @@ def _name(src) -> str:
 
 
 def _to_rgb(img: Image.Image, name: str) -> Image.Image:
-    """Convert any PIL mode to 8-bit RGB: alpha composited on white (as the processor does),
+    """Convert any PIL mode to 8-bit RGB: alpha or a transparency key composited on white (as the
+    processor's ``convert_to_rgb`` does),
     16/32-bit integer modes scaled to 8 bits, palette / gray / CMYK via PIL's conversions."""
     mode = img.mode
+    if "A" in img.getbands() or img.info.get("transparency") is not None:
+        # transformers' convert_to_rgb: any alpha band or transparency key -> composite on white
+        rgba = img.convert("RGBA")
+        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(white, rgba).convert("RGB")
     if mode == "RGB":
         return img
     if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
@@ -66,10 +72,6 @@ def _to_rgb(img: Image.Image, name: str) -> Image.Image:
         arr = np.asarray(img, dtype=np.float64)
         scale = 255.0 if arr.size and arr.max() <= 1.0 else 1.0
         return Image.fromarray(np.clip(np.rint(arr * scale), 0, 255).astype(np.uint8), "L").convert("RGB")
-    if mode in ("RGBA", "LA", "PA", "La", "RGBa") or (mode == "P" and "transparency" in img.info):
-        rgba = img.convert("RGBA")
-        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-        return Image.alpha_composite(white, rgba).convert("RGB")
     try:
         return img.convert("RGB")
     except (ValueError, OSError) as exc:
