@@ -269,3 +269,18 @@ def test_real_integration_apply_pixelprune(tiny):
     grid = tuple(int(x) for x in proc["image_grid_thw"][0])
     est = flops.prefill_flops(cfg, Prompt([ImageTokens(grid, kept=kept)], len(ids) - gh * gw))
     assert _rel(est.total, fc.get_total_flops()) < TOL
+
+
+def test_sliding_window_layers_decode_and_cache():
+    """Qwen2-VL's optional sliding-window layers: decode attends to window - 1 cached tokens + itself."""
+    cfg = tiny_config("qwen2_vl")
+    cfg.text_config.use_sliding_window, cfg.text_config.sliding_window = True, 16
+    cfg.text_config.layer_types = ["full_attention"] * 2 + ["sliding_attention"] * 2
+    model = flopcount.build_model(cfg, device="cpu", attn_implementation="eager")
+    prompt = Prompt([ImageTokens((1, 8, 8))], 37)
+    measured = flopcount.count_decode_step(model, prompt)
+    assert flops.decode_flops(cfg, prompt).total == measured.total
+    with torch.no_grad():
+        cache = model.model.language_model(inputs_embeds=torch.randn(1, 53, 48), use_cache=True).past_key_values
+    kv = sum(t.numel() * t.element_size() for layer in cache.layers for t in (layer.keys, layer.values))
+    assert flops.kv_cache_bytes(cfg, prompt, dtype="float32").kv_bytes == kv

@@ -217,7 +217,9 @@ def count_decode_step(model, prompt: Prompt) -> Measured:
     with torch.no_grad():
         cache = lm(inputs_embeds=embeds, attention_mask=_mask(n, n, device), use_cache=True).past_key_values
         with _counter() as fc:
-            out = lm(inputs_embeds=embeds[:, :1], attention_mask=_mask(1, n + 1, device), past_key_values=cache, use_cache=True)
+            # On CPU transformers builds the per-layer-type masks itself (sliding layers see fewer keys)
+            mask = _mask(1, n + 1, device) if device == "meta" else None
+            out = lm(inputs_embeds=embeds[:, :1], attention_mask=mask, past_key_values=cache, use_cache=True)
             out = out.last_hidden_state
         llm = fc.get_total_flops()
         with _counter() as fc:

@@ -482,6 +482,8 @@ def _llm_flops(ts: TextShape, q_tokens: Sequence[int], past: Sequence[int], coun
         else:
             linear += _lin(q, h, ts.q_gate * q_dim) + 2 * _lin(q, h, kv_dim) + _lin(q, q_dim, h)
             window = ts.sliding_window if kind == "sliding_attention" else None
+            if window:  # HF's sliding-window cache keeps the last window - 1 tokens
+                p = min(p, window - 1)
             attn += 4 * ts.head_dim * ts.heads * _attn_pairs(q, p, window, count_masked)
     return FlopsBreakdown(llm_linear=linear, llm_attn=attn, llm_state=state)
 
@@ -545,7 +547,7 @@ def kv_cache_bytes(
         if kind == "linear_attention":
             state += ts.lin_v_heads * ts.lin_k_dim * ts.lin_v_dim * sb + ts.lin_conv_dim * ts.conv_kernel * b
         else:
-            n = min(n, ts.sliding_window) if kind == "sliding_attention" and ts.sliding_window else n
+            n = min(n, ts.sliding_window - 1) if kind == "sliding_attention" and ts.sliding_window else n
             kv += 2 * ts.kv_heads * ts.head_dim * n * b
     return KVCache(kv_bytes=kv, state_bytes=state, tokens_per_layer=tokens)
 
