@@ -20,7 +20,6 @@ from typing import ClassVar
 import numpy as np
 import torch
 import torch.nn.functional as F
-from transformers.modeling_outputs import BaseModelOutputWithPooling
 from transformers.vision_utils import get_vision_position_ids
 
 from vlprune.families import FamilySpec, get_family
@@ -190,7 +189,3 @@ class FamilyAdapter:
         if self.deepstack:
             out.deepstack_features = [torch.split(f, kept_sizes) for f in out.deepstack_features]
         return out
-
-    @staticmethod
-    def wrap_output(pooled: tuple[torch.Tensor, ...]) -> BaseModelOutputWithPooling:
-        return BaseModelOutputWithPooling(pooler_output=pooled)
