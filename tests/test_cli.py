@@ -195,9 +195,12 @@ def test_help_version_and_list(capsys):
     assert all(m in out for m in list_methods()) and all(f in out for f in list_families())
 
 
-def test_demo_writes_overlays_and_calls_the_generation_hook(capsys, tmp_path, monkeypatch):
+def test_demo_writes_overlays_and_calls_the_generation_step(capsys, tmp_path, monkeypatch):
+    import vlprune.processor
+
     calls = []
-    monkeypatch.setattr(cli, "demo_generation_hook", lambda: lambda **kw: calls.append(kw))
+    monkeypatch.setattr(vlprune.processor, "demo_generation",
+                        lambda samples, out_dir: calls.append({"samples": samples, "out_dir": out_dir}))
     assert cli.main(["demo", "--out", str(tmp_path / "d")]) == 0
     out = capsys.readouterr().out
     written = sorted(p.name for p in (tmp_path / "d" / "overlay").iterdir())

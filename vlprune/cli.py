@@ -1,4 +1,4 @@
-"""Command line: ``vlprune analyze``, ``vlprune demo``, ``vlprune list`` (also ``python -m vlprune``).
+"""Command line: ``vlprune analyze``, ``vlprune bench``, ``vlprune demo``, ``vlprune list`` (also ``python -m vlprune``).
 
 Exit codes: 0 success; 1 some input failed (each is reported, the rest still run); 2 usage error
 (unknown method / metric / family, invalid number; the message names the flag); 130 interrupted.
@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import importlib
-import importlib.util
 import json
 import os
 import sys
@@ -133,6 +131,8 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--no-generate", action="store_true",
                    help="skip the end-to-end generation section (when this build provides one)")
     d.set_defaults(func=cmd_demo, parser=d)
+
+    _add_bench_parser(sub, pre_vit)
 
     ls = sub.add_parser("list", help="list methods and model families", description="List methods and model families.")
     ls.set_defaults(func=cmd_list, parser=ls)
@@ -327,20 +327,6 @@ class DemoConfig:
     generate: bool = True
 
 
-def demo_generation_hook():
-    """The end-to-end generation step of ``vlprune demo``, if this build provides one.
-
-    Contract: ``vlprune.api.demo_generation(samples, out_dir)`` where ``samples`` is the dict of PIL
-    images from :func:`vlprune.samples.make_samples` and ``out_dir`` the demo's output folder; it
-    prints its own section to stdout (e.g. a random-weight model of the real architecture generating
-    with and without pruning) and returns nothing. Returns None when no such function exists.
-    """
-    if importlib.util.find_spec("vlprune.api") is None:
-        return None
-    module = importlib.import_module("vlprune.api")
-    return getattr(module, "demo_generation", None)
-
-
 def run_demo(config: DemoConfig, samples: dict[str, Image.Image]) -> list[dict]:
     """Selection part of the demo: every sample x every family; prints the table, writes files.
     Returns one record per (sample, family)."""
@@ -380,14 +366,98 @@ def cmd_demo(args: argparse.Namespace) -> int:
     samples = make_samples()
     run_demo(config, samples)
     if config.generate:
-        try:
-            hook = demo_generation_hook()
-        except Exception as exc:  # the selection demo stands on its own; say why generation is missing
-            print(f"\nend-to-end generation skipped: {type(exc).__name__}: {exc}", file=sys.stderr)
-            return 0
-        if hook is not None:
-            print()
-            hook(samples=samples, out_dir=config.out)
+        from vlprune.processor import demo_generation
+
+        print()
+        demo_generation(samples, config.out)
+    return 0
+
+
+# ------------------------------------------------------------------------------ bench
+def _add_bench_parser(sub, pre_vit: list[str]) -> None:
+    b = sub.add_parser(
+        "bench",
+        help="measured ViT / prefill / decode time, memory and KV cache of a real-size random-weight model",
+        description=(
+            "Build a named real-size architecture (vlprune/shapes.py) with random weights (no download), "
+            "turn each image into a batch-1 request with the real offline processor, and time the unpruned "
+            "model ('full') and each --method: ViT ms, prefill/TTFT ms, decode tokens/s, peak memory, "
+            "KV-cache size, tokens kept and analytic FLOPs (vlprune.flops). Median and min/max over "
+            "--repeats after --warmup passes. Bad input (unknown family/shape, a device or dtype that "
+            "cannot run, a request that does not fit in memory, an unreadable image) exits 2 before the "
+            "model is built."
+        ),
+    )
+    b.add_argument("images", nargs="+", metavar="IMAGE", help="image files (one request each)")
+    g = b.add_argument_group("model")
+    g.add_argument("--family", default=None, metavar="|".join(list_families()),
+                   help="model family; resolves short --shape aliases such as 2b (default: from --shape, "
+                        "else qwen3-vl)")
+    g.add_argument("--shape", default="2b", metavar="NAME",
+                   help="shape name (qwen3-vl-2b, qwen2-vl-2b, ...) or an alias with --family (default: 2b)")
+    g.add_argument("--dtype", choices=["bf16", "fp32", "fp16"], default="bf16", help="weights/activations (default: bf16)")
+    g.add_argument("--device", default="cpu", metavar="cpu|cuda", help="default: cpu")
+    g.add_argument("--layers", type=_positive_int, default=None, metavar="N",
+                   help="QUICK RUNS ONLY: cut the LLM to N layers (labelled REDUCED DEPTH in every output)")
+    g.add_argument("--vision-layers", type=_positive_int, default=None, metavar="N",
+                   help="QUICK RUNS ONLY: cut the ViT to N layers (labelled REDUCED DEPTH)")
+    g.add_argument("--attn", choices=["sdpa", "eager"], default="sdpa", help="attention implementation (default: sdpa)")
+    m = b.add_argument_group("methods")
+    m.add_argument("--method", action="append", choices=pre_vit, default=None, dest="methods",
+                   help="method to compare with full (repeatable; default: pixelprune)")
+    m.add_argument("--tau", type=_tau, default=None, metavar="T", help="PixelPrune threshold (default: 0)")
+    m.add_argument("--order", choices=ORDERS, default=None, help="PixelPrune scan order (default: pred2d)")
+    m.add_argument("--metric", choices=METRICS, default=None, help="PixelPrune block distance (default: max)")
+    m.add_argument("--seed", type=int, default=0, help="seed of the random baselines and of the weights (default: 0)")
+    m.add_argument("--retain", type=_fraction, default=None, metavar="R",
+                   help="baselines: keep this fraction instead of PixelPrune's count")
+    r = b.add_argument_group("run")
+    r.add_argument("--warmup", type=_number(int, lambda v: v >= 0, "an integer >= 0"), default=1, metavar="N",
+                   help="untimed passes over all images and methods first (default: 1)")
+    r.add_argument("--repeats", type=_positive_int, default=3, metavar="N", help="timed passes (default: 3)")
+    r.add_argument("--decode-tokens", type=_number(int, lambda v: v >= 0, "an integer >= 0"), default=8,
+                   metavar="N", help="greedy decode steps after each prefill (default: 8)")
+    r.add_argument("--threads", type=_positive_int, default=None, metavar="N",
+                   help="torch CPU threads, fixed for the run (default: torch's default)")
+    r.add_argument("--min-pixels", type=_positive_int, default=None, metavar="N", help="processor min_pixels")
+    r.add_argument("--max-pixels", type=_positive_int, default=None, metavar="N",
+                   help="processor max_pixels (default: the family's; lower it for faster runs)")
+    r.add_argument("--max-memory-gb", type=_number(float, lambda v: v > 0, "a number > 0"), default=None,
+                   metavar="G", help="memory budget for the pre-build check (default: available RAM / free GPU memory)")
+    r.add_argument("--prompt", default="Describe this image.", help="the text turn after the image")
+    o = b.add_argument_group("output")
+    o.add_argument("--json", metavar="FILE", help="write every number (per method and per image) as JSON")
+    o.add_argument("--plot", metavar="FILE", help="write a bar plot (PNG)")
+    o.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+    b.set_defaults(func=cmd_bench, parser=b)
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from vlprune.bench import BenchConfig, BenchError, format_table, run_bench, save_plot, write_json
+
+    family = args.family
+    if family is None and "-" not in args.shape.strip("-"):
+        family = "qwen3-vl"
+    config = BenchConfig(
+        images=list(args.images), shape=args.shape, family=family, methods=args.methods or ["pixelprune"],
+        options={"tau": args.tau, "order": args.order, "metric": args.metric, "seed": args.seed,
+                 "retain": args.retain},
+        dtype=args.dtype, device=args.device, threads=args.threads, warmup=args.warmup, repeats=args.repeats,
+        decode_tokens=args.decode_tokens, layers=args.layers, vision_layers=args.vision_layers,
+        min_pixels=args.min_pixels, max_pixels=args.max_pixels, max_memory_gb=args.max_memory_gb,
+        prompt=args.prompt, attn=args.attn, seed=args.seed, progress=not args.no_progress,
+    )
+    try:
+        result = run_bench(config)
+    except BenchError as exc:
+        args.parser.error(str(exc))
+    print(format_table(result))
+    if args.json:
+        write_json(result, args.json)
+        print(f"wrote {args.json}")
+    if args.plot:
+        save_plot(result, args.plot)
+        print(f"wrote {args.plot}")
     return 0
 
 
