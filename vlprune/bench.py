@@ -480,6 +480,7 @@ class Sample:
     prefill_ms: float
     decode_tok_s: float
     peak_mem_mb: float
+    plan_ms: float = 0.0  # pruned: selection + index bookkeeping before the ViT (part of prefill_ms)
 
 
 @dataclass
@@ -555,6 +556,7 @@ class BenchResult:
             "kv_bytes_analytic": total("kv_bytes_analytic"),
             "kv_bytes_measured": total("kv_bytes_measured"),
             "vit_ms": _stats(per_repeat("vit_ms")),
+            "plan_ms": _stats(per_repeat("plan_ms")),
             "prefill_ms": _stats(per_repeat("prefill_ms")),
             "decode_tok_s": _stats(dec),
             "peak_mem_mb": _stats([max(r.samples[k].peak_mem_mb for r in runs) for k in range(n_rep)]),
@@ -584,7 +586,7 @@ class BenchResult:
             for r in runs:
                 d = {k: v for k, v in dataclasses.asdict(r).items() if k != "samples"}
                 d["retain"] = r.retain
-                for attr in ("vit_ms", "prefill_ms", "decode_tok_s", "peak_mem_mb"):
+                for attr in ("vit_ms", "plan_ms", "prefill_ms", "decode_tok_s", "peak_mem_mb"):
                     d[attr] = _stats([getattr(s, attr) for s in r.samples])
                 per_image[m].append(d)
         return {
@@ -594,6 +596,13 @@ class BenchResult:
             "timing_method": self.timing_method, "build_s": self.build_s, "notes": self.notes,
             "methods": [self.summary(m) for m in self.runs], "per_image": per_image,
         }
+
+
+def _loadavg() -> tuple[float, float, float]:
+    try:
+        return tuple(round(x, 2) for x in os.getloadavg())
+    except OSError:
+        return (float("nan"),) * 3
 
 
 def _machine(device: str, threads: int) -> dict:
@@ -680,6 +689,7 @@ def run_bench(cfg: BenchConfig, log=None) -> BenchResult:
     log = log or (lambda s: print(s, file=sys.stderr))
     threads = cfg.threads or torch.get_num_threads()
     torch.set_num_threads(threads)
+    load_start = _loadavg()
     t0 = time.perf_counter()
     model = build_model(config, dtype_name, cfg.device, cfg.seed, cfg.attn)
     build_s = time.perf_counter() - t0
@@ -732,14 +742,20 @@ def run_bench(cfg: BenchConfig, log=None) -> BenchResult:
     finally:
         vt.close()
     notes = []
+    load_end = _loadavg()
+    if not timer.cuda and max(load_start[0], load_end[0]) > threads + 0.5:
+        notes.append(f"machine was shared: 1-min load average {load_start[0]:.1f} at start, {load_end[0]:.1f} at end "
+                     f"with {threads} bench threads on {os.cpu_count()} cores; CPU times are inflated and noisy")
     if cfg.reduced:
         notes.append(f"REDUCED DEPTH: {config.get_text_config().num_hidden_layers} LLM layers, "
                      f"{config.vision_config.depth} ViT layers (shape {shape.name} has "
                      f"{shape.text['num_hidden_layers']} / {shape.vision['depth']}); not the real model's latency")
     notes.append("random weights; analytic FLOPs from vlprune.flops (dense attention blocks, logits_to_keep=1)")
+    machine = _machine(cfg.device, threads)
+    machine["loadavg_start"], machine["loadavg_end"] = load_start, load_end
     res = BenchResult(
         config={k: v for k, v in dataclasses.asdict(cfg).items()}, shape=shape.name, family=family,
-        reduced=cfg.reduced, dtype=dtype_name, device=cfg.device, machine=_machine(cfg.device, threads),
+        reduced=cfg.reduced, dtype=dtype_name, device=cfg.device, machine=machine,
         memory_estimate=mem.to_dict(), memory_method=peak.method,
         timing_method=("CUDA events" if timer.cuda else f"wall clock (time.perf_counter), torch threads = {threads}"),
         runs=runs, build_s=build_s, notes=notes,
@@ -775,11 +791,12 @@ def _one(model, method, inputs, vt: _VisionTimer, timer: _Timer, peak: _PeakMemo
                 tok = out.logits[:, -1].argmax(-1, keepdim=True)
             d1 = timer.mark()
             dec_ms = timer.ms(d0, d1)
-        kept = None
+        kept, plan_ms = None, 0.0
         if session is not None:
             kept = np.concatenate([np.asarray(s.kept) for s in session.last_prepared.selections])
+            plan_ms = float(session.last.plan_ms)
         tok_s = cfg.decode_tokens / (dec_ms / 1e3) if dec_ms > 0 else float("nan")
-        return Sample(vit_ms, prefill_ms, tok_s, mem), {"kept": kept, "kv_bytes": kv_bytes, "first_token": first}
+        return Sample(vit_ms, prefill_ms, tok_s, mem, plan_ms), {"kept": kept, "kv_bytes": kv_bytes, "first_token": first}
 
     inner = model.model
     saved = getattr(inner, "rope_deltas", None)

@@ -1,0 +1,179 @@
+"""``vlprune bench`` end to end on tiny random-weight architectures (no timed assertions)."""
+
+from __future__ import annotations
+
+import json
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import vlprune
+from vlprune import bench
+from vlprune.cli import main
+from vlprune.shapes import Shape
+
+from model_fixtures import synthetic_image
+
+_TEXT = dict(vocab_size=96, hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
+             num_key_value_heads=1)
+TINY = [
+    Shape("qwen3-vl-tiny", "qwen3_vl",
+          dict(depth=2, hidden_size=32, intermediate_size=64, num_heads=2, out_hidden_size=32, patch_size=16,
+               spatial_merge_size=2, temporal_patch_size=2, num_position_embeddings=64, deepstack_visual_indexes=[0]),
+          dict(_TEXT, head_dim=16, rope_parameters={"rope_type": "default", "rope_theta": 10000.0,
+                                                    "mrope_section": [4, 2, 2], "mrope_interleaved": True}),
+          {"tie_word_embeddings": False}),
+    Shape("qwen2-vl-tiny", "qwen2_vl",
+          dict(depth=2, embed_dim=32, hidden_size=32, num_heads=2, mlp_ratio=2, patch_size=14,
+               spatial_merge_size=2, temporal_patch_size=2),
+          dict(_TEXT, rope_parameters={"rope_type": "default", "rope_theta": 10000.0, "mrope_section": [2, 3, 3]}),
+          {"tie_word_embeddings": False}),
+]
+for _s in TINY:
+    bench.register_shape(_s)
+
+FAST = ["--dtype", "fp32", "--warmup", "0", "--repeats", "1", "--decode-tokens", "2", "--no-progress"]
+
+
+@pytest.fixture(scope="module")
+def images(tmp_path_factory):
+    d = tmp_path_factory.mktemp("bench_images")
+    paths = []
+    for i, (gh, gw) in enumerate([(8, 10), (10, 8)]):
+        p = d / f"img{i}.png"
+        Image.fromarray(synthetic_image("qwen3-vl", gh, gw, seed=i)).save(p)
+        paths.append(str(p))
+    return paths
+
+
+@pytest.fixture
+def no_build(monkeypatch):
+    """Fail the test if the model were built."""
+
+    def boom(*a, **k):
+        raise AssertionError("the model was built before the bad input was reported")
+
+    monkeypatch.setattr(bench, "build_model", boom)
+
+
+def test_end_to_end_json_fields_and_kept_tokens(images, tmp_path, capsys):
+    out = tmp_path / "bench.json"
+    plot = tmp_path / "bench.png"
+    rc = main(["bench", "--family", "qwen3-vl", "--shape", "tiny", "--method", "pixelprune", "--method", "random",
+               *FAST, "--json", str(out), "--plot", str(plot), *images])
+    assert rc == 0
+    text = capsys.readouterr().out
+    assert "qwen3-vl-tiny" in text and "full depth" in text and "pixelprune" in text
+    d = json.loads(out.read_text())
+    assert plot.stat().st_size > 0
+    assert d["shape"] == "qwen3-vl-tiny" and d["reduced_depth"] is False
+    assert d["memory_method"] and d["timing_method"] and d["machine"]["threads"] >= 1
+    by = {s["method"]: s for s in d["methods"]}
+    assert list(by) == ["full", "pixelprune", "random"]
+    for s in by.values():
+        for key in ("vit_ms", "prefill_ms", "decode_tok_s", "peak_mem_mb"):
+            assert set(s[key]) >= {"median", "min", "max", "iqr", "n"} and s[key]["n"] == 1
+            assert s[key]["median"] is not None
+        for key in ("kept_tokens", "image_tokens", "retain", "flops_prefill", "flops_ratio", "prefill_ratio",
+                    "kv_bytes_measured", "kv_bytes_analytic", "flops_decode_step"):
+            assert s[key] is not None
+        assert s["vit_ms"]["median"] <= s["prefill_ms"]["median"]
+    assert by["full"]["retain"] == 1.0 and by["full"]["flops_ratio"] == 1.0
+    for m in ("pixelprune", "random"):
+        assert by[m]["flops_prefill"] < by["full"]["flops_prefill"]
+        assert by[m]["kv_bytes_analytic"] < by["full"]["kv_bytes_analytic"]
+        assert by[m]["kv_bytes_measured"] < by["full"]["kv_bytes_measured"]
+    # kept tokens per image = what vlprune.select keeps on the same image
+    for m in ("pixelprune", "random"):
+        for path, row in zip(images, d["per_image"][m]):
+            assert row["kept_tokens"] == vlprune.select(path, m, family="qwen3-vl").n_kept
+    for path, row in zip(images, d["per_image"]["full"]):
+        sel = vlprune.select(path, "full", family="qwen3-vl")
+        assert row["kept_tokens"] == row["image_tokens"] == sel.n_total
+    # the cache object holds exactly the analytic K/V bytes (fp32, all full-attention layers)
+    for rows in d["per_image"].values():
+        for row in rows:
+            assert row["kv_bytes_measured"] == row["kv_bytes_analytic"]
+
+
+def test_reduced_depth_is_labelled(images, tmp_path, capsys):
+    out = tmp_path / "r.json"
+    rc = main(["bench", "--shape", "qwen2-vl-tiny", "--layers", "1", *FAST, "--json", str(out), images[0]])
+    assert rc == 0
+    assert "REDUCED DEPTH" in capsys.readouterr().out
+    d = json.loads(out.read_text())
+    assert d["reduced_depth"] is True and any("REDUCED DEPTH" in n for n in d["notes"])
+
+
+def test_shape_aliases():
+    assert bench.resolve_shape("2b", "qwen3-vl")[1].name == "qwen3-vl-2b"
+    assert bench.resolve_shape("2b", "qwen2-vl")[1].name == "qwen2-vl-2b"
+    assert bench.resolve_shape("qwen2-vl-2b")[0] == "qwen2-vl"
+    with pytest.raises(bench.BenchError, match="not --family"):
+        bench.resolve_shape("qwen2-vl-2b", "qwen3-vl")
+
+
+@pytest.mark.parametrize("argv, msg", [
+    (["--shape", "13b", "--family", "qwen3-vl"], "unknown shape '13b' for family qwen3-vl"),
+    (["--shape", "2b", "--family", "llava"], "unknown model family 'llava'"),
+    (["--shape", "qwen3-vl-2b", "--method", "nosuch"], "invalid choice"),
+])
+def test_bad_model_request_exits_2_before_build(argv, msg, images, no_build, capsys):
+    assert main(["bench", *argv, *FAST, images[0]]) == 2
+    assert msg in capsys.readouterr().err
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="machine has a GPU")
+def test_cuda_without_gpu_exits_2(images, no_build, capsys):
+    assert main(["bench", "--shape", "qwen3-vl-tiny", "--device", "cuda", *FAST, images[0]]) == 2
+    assert "no CUDA GPU" in capsys.readouterr().err
+
+
+def test_dtype_probe_on_cpu():
+    # every offered dtype either runs on this CPU or is refused with a clear error
+    for dt in bench.DTYPES:
+        try:
+            bench._check_device("cpu", dt)
+        except bench.BenchError as exc:
+            assert f"--dtype {dt} cannot run" in str(exc)
+
+
+def test_memory_estimate_over_limit_exits_2(images, no_build, capsys):
+    assert main(["bench", "--shape", "qwen3-vl-tiny", "--max-memory-gb", "0.001", *FAST, images[0]]) == 2
+    err = capsys.readouterr().err
+    assert "exceeds the 0.00 GiB available (--max-memory-gb)" in err and "image tokens" in err
+
+
+def test_memory_estimate_of_real_shape_counts_weights():
+    cfg = bench.BenchConfig(images=[], shape="2b", family="qwen3-vl")
+    _, shape = bench.resolve_shape(cfg.shape, cfg.family)
+    config = bench._shape_config(shape, None, None)
+    req = bench.Request("x", {}, (1, 68, 120), 2040, 2054)
+    est = bench.estimate_memory(config, [req], "bfloat16", 8, "cpu", 100.0)
+    assert 3.5 < est.weights / 2**30 < 5.0  # ~2.1 B parameters in bf16
+    assert est.kv > 0 and est.activations > 0 and est.available == 100.0 * 2**30
+
+
+def test_missing_and_unreadable_images_exit_2(tmp_path, no_build, capsys):
+    assert main(["bench", "--shape", "qwen3-vl-tiny", *FAST, str(tmp_path / "nope.png")]) == 2
+    assert "no such file" in capsys.readouterr().err
+    bad = tmp_path / "bad.png"
+    bad.write_bytes(b"not an image at all")
+    assert main(["bench", "--shape", "qwen3-vl-tiny", *FAST, str(bad)]) == 2
+    assert "bad.png" in capsys.readouterr().err
+
+
+def test_cache_bytes_counts_tensors_once():
+    t = torch.zeros(4, 4)
+    layer = SimpleNamespace(keys=t, values=t.clone(), alias=t)
+    assert bench._cache_bytes(SimpleNamespace(layers=[layer, None])) == 2 * t.numel() * 4
+
+
+def test_stats():
+    s = bench._stats([3.0, 1.0, 2.0])
+    assert s["median"] == 2.0 and s["min"] == 1.0 and s["max"] == 3.0 and s["n"] == 3
+    assert bench._stats([])["median"] is None
+    assert np.isclose(bench._stats([1.0, 2.0, 3.0, 4.0])["iqr"], 1.5)
