@@ -42,6 +42,18 @@ import numpy as np
 __all__ = ["BenchConfig", "BenchError", "BenchResult", "register_shape", "resolve_shape", "run_bench"]
 
 
+#: oneDNN's primitive cache (default 1024 entries) is too small for a 2B model alternating between input
+#: sizes (full vs pruned, several images): evicted primitives and weight reorders are paid again inside
+#: timed prefills (docs/benchmarks.md). Set before the first oneDNN primitive is created, unless the
+#: user set it; read once per process, so setting it later has no effect.
+ONEDNN_CACHE = ("ONEDNN_PRIMITIVE_CACHE_CAPACITY", "8192")
+
+
+def set_onednn_cache() -> str:
+    os.environ.setdefault(*ONEDNN_CACHE)
+    return os.environ[ONEDNN_CACHE[0]]
+
+
 class BenchError(ValueError):
     """A bench request that cannot run; raised before the model is built."""
 
@@ -664,6 +676,7 @@ def prepare(cfg: BenchConfig):
 
     Returns ``(family, shape, config, dtype_name, processor, requests, methods, memory_estimate)``.
     """
+    set_onednn_cache()
     if cfg.repeats < 1 or cfg.warmup < 0 or cfg.decode_tokens < 0:
         raise BenchError("--repeats must be >= 1, --warmup and --decode-tokens >= 0")
     family, shape = resolve_shape(cfg.shape, cfg.family)
@@ -763,6 +776,7 @@ def run_bench(cfg: BenchConfig, log=None) -> BenchResult:
     notes.append("random weights; analytic FLOPs from vlprune.flops (dense attention blocks, logits_to_keep=1)")
     machine = _machine(cfg.device, threads)
     machine["loadavg_start"], machine["loadavg_end"] = load_start, load_end
+    machine[ONEDNN_CACHE[0]] = os.environ.get(ONEDNN_CACHE[0])
     res = BenchResult(
         config={k: v for k, v in dataclasses.asdict(cfg).items()}, shape=shape.name, family=family,
         reduced=cfg.reduced, dtype=dtype_name, device=cfg.device, machine=machine,
