@@ -223,13 +223,14 @@ class MemoryEstimate:
 
 
 def estimate_memory(config, requests: list["Request"], dtype_name: str, decode_tokens: int,
-                    device: str, max_memory_gb: float | None) -> MemoryEstimate:
+                    device: str, max_memory_gb: float | None, attn: str = "sdpa") -> MemoryEstimate:
     """Upper-bound memory of the largest request from the config alone (nothing is built).
 
     weights: parameter count (the model instantiated on the meta device) x dtype bytes;
     kv: :func:`vlprune.flops.kv_cache_bytes` of the unpruned prompt + decode tokens;
     activations: the largest ViT / LLM layer working set -- hidden states and MLP intermediates of every
-    token plus one layer's dense attention scores (``heads x n^2``, what a non-flash kernel holds).
+    token plus attention scores: ``heads x n^2`` for ``attn="eager"`` (it materialises them), one head's
+    ``n^2`` for SDPA (block-wise kernels hold far less; one head bounds a per-head math fallback).
     """
     import torch
     from transformers import AutoModelForImageTextToText
@@ -247,8 +248,9 @@ def estimate_memory(config, requests: list["Request"], dtype_name: str, decode_t
         prompt = r.prompt()
         kv = max(kv, flops.kv_cache_bytes(config, prompt, dtype=dtype_name, new_tokens=decode_tokens).total_bytes)
         patches = r.image_tokens * vs.merge**2
-        vit = patches * (4 * vs.dim + 2 * vs.mlp_dim) * b + vs.heads * patches**2 * b
-        llm = r.seq_len * (6 * ts.hidden + 3 * ts.mlp_dim) * b + ts.heads * r.seq_len**2 * b
+        vh, th = (vs.heads, ts.heads) if attn == "eager" else (1, 1)
+        vit = patches * (4 * vs.dim + 2 * vs.mlp_dim) * b + vh * patches**2 * b
+        llm = r.seq_len * (6 * ts.hidden + 3 * ts.mlp_dim) * b + th * r.seq_len**2 * b
         act = max(act, vit, llm)
     if max_memory_gb is not None:
         avail, source = max_memory_gb * 2**30, "--max-memory-gb"
@@ -688,7 +690,7 @@ def prepare(cfg: BenchConfig):
     config = _shape_config(shape, cfg.layers, cfg.vision_layers)
     proc, requests = build_requests(cfg, family)
     _align_tokens(config, proc)
-    mem = estimate_memory(config, requests, dtype_name, cfg.decode_tokens, cfg.device, cfg.max_memory_gb)
+    mem = estimate_memory(config, requests, dtype_name, cfg.decode_tokens, cfg.device, cfg.max_memory_gb, cfg.attn)
     if mem.total > mem.available:
         gib = 2**30
         big = max(requests, key=lambda r: r.seq_len)
