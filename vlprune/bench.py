@@ -341,18 +341,6 @@ def build_model(config, dtype_name: str, device: str, seed: int, attn: str):
     return model
 
 
-def _align_tokens(config, proc) -> None:
-    """Use the processor tokenizer's special-token ids (Qwen3.5's released ids differ from the Qwen2/3
-    tokenizer shipped offline; the compute is unchanged)."""
-    tok = proc.tokenizer
-    config.image_token_id = proc.image_token_id
-    config.video_token_id = proc.video_token_id
-    config.vision_start_token_id = tok.convert_tokens_to_ids("<|vision_start|>")
-    config.vision_end_token_id = tok.convert_tokens_to_ids("<|vision_end|>")
-    tc = config.get_text_config()
-    tc.vocab_size = max(tc.vocab_size, len(tok))
-
-
 # ---------------------------------------------------------------------------------------------- timing
 class _Timer:
     """CUDA events on GPU, ``perf_counter`` on CPU."""
@@ -689,7 +677,9 @@ def prepare(cfg: BenchConfig):
     methods = _methods(cfg)
     config = _shape_config(shape, cfg.layers, cfg.vision_layers)
     proc, requests = build_requests(cfg, family)
-    _align_tokens(config, proc)
+    from vlprune.processor import align_config_to_processor
+
+    align_config_to_processor(config, proc)
     mem = estimate_memory(config, requests, dtype_name, cfg.decode_tokens, cfg.device, cfg.max_memory_gb, cfg.attn)
     if mem.total > mem.available:
         gib = 2**30

@@ -133,6 +133,18 @@ class DemoResult:
         )
 
 
+def align_config_to_processor(config, proc) -> None:
+    """Use the processor tokenizer's special-token ids in a model config (Qwen3.5's released ids
+    differ from the Qwen2/3 tokenizer shipped offline; the compute is unchanged)."""
+    tok = proc.tokenizer
+    config.image_token_id = proc.image_token_id
+    config.video_token_id = proc.video_token_id
+    config.vision_start_token_id = tok.convert_tokens_to_ids("<|vision_start|>")
+    config.vision_end_token_id = tok.convert_tokens_to_ids("<|vision_end|>")
+    tc = config.get_text_config()
+    tc.vocab_size = max(tc.vocab_size, len(tok))
+
+
 def run_generation_demo(family: str = "qwen3-vl", image=None, prompt: str = "Describe this image.",
                         method: str = "pixelprune", shape: str = "real", reduced_layers: int | None = 2,
                         vision_layers: int | None = 2, max_new_tokens: int = 8, max_pixels: int | None = 512 * 512,
@@ -154,13 +166,8 @@ def run_generation_demo(family: str = "qwen3-vl", image=None, prompt: str = "Des
     inputs = processor_inputs(proc, image, prompt)
     cfg = build_config(spec.name, shape, reduced_layers, vision_layers)
     tok = proc.tokenizer
-    cfg.image_token_id = proc.image_token_id
-    cfg.video_token_id = proc.video_token_id
-    cfg.vision_start_token_id = tok.convert_tokens_to_ids("<|vision_start|>")
-    cfg.vision_end_token_id = tok.convert_tokens_to_ids("<|vision_end|>")
-    tc = cfg.get_text_config()
-    tc.vocab_size = max(tc.vocab_size, len(tok))
-    tc.eos_token_id = tok.convert_tokens_to_ids("<|im_end|>")
+    align_config_to_processor(cfg, proc)
+    cfg.get_text_config().eos_token_id = tok.convert_tokens_to_ids("<|im_end|>")
     from transformers import AutoModelForImageTextToText
 
     torch.manual_seed(seed)
