@@ -16,21 +16,20 @@ def unique_blocks(blocks: np.ndarray) -> int:
     return int((counts == 1).sum())
 
 
+def _pooled_ratio(pairs: Iterable[tuple[int, int]], what: str) -> float:
+    num = den = 0
+    for n, d in pairs:
+        num, den = num + n, den + d
+    if den == 0:
+        raise ValueError(f"{what} of an empty dataset is undefined")
+    return num / den
+
+
 def duplicate_ratio(unique_and_total: Iterable[tuple[int, int]]) -> float:
     """1 - Σ unique / Σ total over images (Appendix A)."""
-    u = t = 0
-    for ui, ti in unique_and_total:
-        u, t = u + ui, t + ti
-    if t == 0:
-        raise ValueError("duplicate ratio of an empty dataset is undefined")
-    return 1.0 - u / t
+    return 1.0 - _pooled_ratio(unique_and_total, "duplicate ratio")
 
 
 def retain_ratio(kept_and_total: Iterable[tuple[int, int]]) -> float:
     """Σ kept / Σ total over images (dataset-level, §4.1)."""
-    k = t = 0
-    for ki, ti in kept_and_total:
-        k, t = k + ki, t + ti
-    if t == 0:
-        raise ValueError("retain ratio of an empty dataset is undefined")
-    return k / t
+    return _pooled_ratio(kept_and_total, "retain ratio")
