@@ -108,6 +108,21 @@ def test_reduced_depth_is_labelled(images, tmp_path, capsys):
     assert d["reduced_depth"] is True and any("REDUCED DEPTH" in n for n in d["notes"])
 
 
+def test_onednn_cache_is_a_typed_setting(images, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv(bench.ONEDNN_CACHE_VAR, "1024")  # restored after the test
+    out = tmp_path / "o.json"
+    assert main(["bench", "--shape", "qwen2-vl-tiny", "--onednn-cache", "4096", *FAST, "--json", str(out), images[0]]) == 0
+    d = json.loads(out.read_text())
+    assert d["config"]["onednn_cache"] == 4096 and d["machine"]["onednn_primitive_cache"] == "4096"
+    assert bench.configure_onednn_cache(None) == "4096"  # None leaves the process's setting
+    for bad in (-1, 2.5, True):
+        with pytest.raises(bench.BenchError, match="onednn_cache must be an integer >= 0"):
+            bench.configure_onednn_cache(bad)
+    capsys.readouterr()
+    assert main(["bench", "--shape", "qwen2-vl-tiny", "--onednn-cache", "-5", *FAST, images[0]]) == 2
+    assert "--onednn-cache" in capsys.readouterr().err
+
+
 def test_shape_aliases():
     assert bench.resolve_shape("2b", "qwen3-vl")[1].name == "qwen3-vl-2b"
     assert bench.resolve_shape("2b", "qwen2-vl")[1].name == "qwen2-vl-2b"

@@ -42,16 +42,25 @@ import numpy as np
 __all__ = ["BenchConfig", "BenchError", "BenchResult", "register_shape", "resolve_shape", "run_bench"]
 
 
-#: oneDNN's primitive cache (default 1024 entries) is too small for a 2B model alternating between input
-#: sizes (full vs pruned, several images): evicted primitives and weight reorders are paid again inside
-#: timed prefills (docs/benchmarks.md). Set before the first oneDNN primitive is created, unless the
-#: user set it; read once per process, so setting it later has no effect.
-ONEDNN_CACHE = ("ONEDNN_PRIMITIVE_CACHE_CAPACITY", "8192")
+#: The environment variable through which oneDNN reads its primitive-cache capacity (entries; its
+#: default is 1024). oneDNN reads it once per process, when its first primitive is created.
+ONEDNN_CACHE_VAR = "ONEDNN_PRIMITIVE_CACHE_CAPACITY"
 
 
-def set_onednn_cache() -> str:
-    os.environ.setdefault(*ONEDNN_CACHE)
-    return os.environ[ONEDNN_CACHE[0]]
+def configure_onednn_cache(capacity: int | None) -> str | None:
+    """Hand ``BenchConfig.onednn_cache`` to oneDNN; returns the capacity in effect for this process.
+
+    A 2B model alternating between input sizes (full vs pruned, several images) overflows oneDNN's
+    default cache, and evicted primitives and weight reorders are then paid inside timed prefills
+    (docs/benchmarks.md). torch has no API for the capacity, so the typed setting is passed through
+    oneDNN's own variable; it must happen before the process's first oneDNN primitive (``vlprune bench``
+    does it first thing). ``None`` leaves whatever the process already has.
+    """
+    if capacity is not None:
+        if isinstance(capacity, bool) or not isinstance(capacity, int) or capacity < 0:
+            raise BenchError(f"onednn_cache must be an integer >= 0 (0 disables oneDNN's cache), got {capacity!r}")
+        os.environ[ONEDNN_CACHE_VAR] = str(capacity)
+    return os.environ.get(ONEDNN_CACHE_VAR)
 
 
 class BenchError(ValueError):
@@ -154,6 +163,7 @@ class BenchConfig:
     attn: str = "sdpa"
     seed: int = 0
     progress: bool = True
+    onednn_cache: int | None = 8192  # oneDNN primitive-cache entries (CPU); None: leave the process's setting
 
     @property
     def reduced(self) -> bool:
@@ -666,7 +676,7 @@ def prepare(cfg: BenchConfig):
 
     Returns ``(family, shape, config, dtype_name, processor, requests, methods, memory_estimate)``.
     """
-    set_onednn_cache()
+    configure_onednn_cache(cfg.onednn_cache)
     if cfg.repeats < 1 or cfg.warmup < 0 or cfg.decode_tokens < 0:
         raise BenchError("--repeats must be >= 1, --warmup and --decode-tokens >= 0")
     family, shape = resolve_shape(cfg.shape, cfg.family)
@@ -768,7 +778,7 @@ def run_bench(cfg: BenchConfig, log=None) -> BenchResult:
     notes.append("random weights; analytic FLOPs from vlprune.flops (dense attention blocks, logits_to_keep=1)")
     machine = _machine(cfg.device, threads)
     machine["loadavg_start"], machine["loadavg_end"] = load_start, load_end
-    machine[ONEDNN_CACHE[0]] = os.environ.get(ONEDNN_CACHE[0])
+    machine["onednn_primitive_cache"] = os.environ.get(ONEDNN_CACHE_VAR)
     res = BenchResult(
         config={k: v for k, v in dataclasses.asdict(cfg).items()}, shape=shape.name, family=family,
         reduced=cfg.reduced, dtype=dtype_name, device=cfg.device, machine=machine,

@@ -425,6 +425,9 @@ def _add_bench_parser(sub, pre_vit: list[str]) -> None:
     r.add_argument("--max-memory-gb", type=_number(float, lambda v: v > 0, "a number > 0"), default=None,
                    metavar="G", help="memory budget for the pre-build check (default: available RAM / free GPU memory)")
     r.add_argument("--prompt", default="Describe this image.", help="the text turn after the image")
+    r.add_argument("--onednn-cache", type=_number(int, lambda v: v >= 0, "an integer >= 0"), default=8192,
+                   metavar="N", help="CPU: oneDNN primitive-cache capacity in entries (default: 8192; oneDNN's own "
+                                     "1024 thrashes when full and pruned shapes alternate; 0 disables the cache)")
     o = b.add_argument_group("output")
     o.add_argument("--json", metavar="FILE", help="write every number (per method and per image) as JSON")
     o.add_argument("--plot", metavar="FILE", help="write a bar plot (PNG)")
@@ -433,10 +436,10 @@ def _add_bench_parser(sub, pre_vit: list[str]) -> None:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from vlprune.bench import BenchConfig, BenchError, format_table, run_bench, save_plot, set_onednn_cache, write_json
+    from vlprune.bench import (BenchConfig, BenchError, configure_onednn_cache, format_table, run_bench, save_plot,
+                               write_json)
 
-    set_onednn_cache()  # before any oneDNN primitive exists in this process
-
+    configure_onednn_cache(args.onednn_cache)  # before any oneDNN primitive exists in this process
     family = args.family
     if family is None and "-" not in args.shape.strip("-"):
         family = "qwen3-vl"
@@ -448,6 +451,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
         decode_tokens=args.decode_tokens, layers=args.layers, vision_layers=args.vision_layers,
         min_pixels=args.min_pixels, max_pixels=args.max_pixels, max_memory_gb=args.max_memory_gb,
         prompt=args.prompt, attn=args.attn, seed=args.seed, progress=not args.no_progress,
+        onednn_cache=args.onednn_cache,
     )
     try:
         result = run_bench(config)
