@@ -1,10 +1,10 @@
 """Reproduce the ``vlprune bench`` table of docs/benchmarks.md (section "Bench: measured vs analytic").
 
 Runs ``vlprune bench`` (the CLI, one subprocess per run so each gets a fresh process and memory
-counter) on corpus screenshots and pages for the Qwen3-VL-2B and Qwen2-VL-2B shapes at full depth,
+counter) on corpus screenshots and pages for the Qwen3-VL-2B, Qwen2-VL-2B and Qwen2.5-VL-3B shapes at full depth,
 writes each run's JSON under ``--out`` and prints the markdown tables:
 
-    PYTHONPATH=. python benchmarks/bench_table.py                   # the recorded runs (~20 min on 2 idle CPU cores)
+    PYTHONPATH=. python benchmarks/bench_table.py                   # the recorded runs (~50 min on 2 idle CPU cores)
     PYTHONPATH=. python benchmarks/bench_table.py --render-only     # re-print from the saved JSON
     PYTHONPATH=. python benchmarks/bench_table.py --quick           # 2-layer smoke run (REDUCED, labelled)
 
@@ -19,23 +19,32 @@ import subprocess
 import sys
 from pathlib import Path
 
-#: (label, shape, extra CLI args, manifest files). Images are capped with --max-pixels at the common
-#: ~1 MP serving setting so that a 2-core CPU finishes each run in minutes; "native" is the processor default.
+#: Corpus images: screenshots (web, desktop, mobile) and document pages, two per category for the
+#: native run, the first of each pair for the ~1 MP runs.
+IMAGES = ["web/py311_library_itertools.png", "web/flask_index.png", "doc/gnuplot_p027_text.png",
+          "doc/gnuplot_p038_tables.png", "desktop/writer_valgrind_intro.png", "desktop/xterm_ls_python.png",
+          "mobile/py311_library_functions.png", "mobile/flask_quickstart.png"]
+ONE_PER_CATEGORY = IMAGES[::2]
+
+#: (label, shape, extra CLI args, manifest files). "native" is the family's processor default; the
+#: Qwen2-VL / Qwen2.5-VL runs cap images at ~1 MP (their default max_pixels is 12.8 MP, minutes per
+#: prefill on 2 cores). benchmarks/models.py renders the qwen3-vl-2b@native and qwen2.5-vl-3b@1MP runs.
 RUNS = [
-    # the issue's target check: native resolution (family default max_pixels), spread over 2 timed passes
-    ("qwen3-vl-2b@native", "qwen3-vl-2b", ["--method", "pixelprune", "--repeats", "2"],
-     ["web/flask_index.png", "doc/gnuplot_p027_text.png"]),
-    ("qwen3-vl-2b@1MP", "qwen3-vl-2b", ["--max-pixels", "1048576", "--method", "pixelprune", "--method", "random"],
-     ["web/flask_index.png", "doc/gnuplot_p027_text.png", "desktop/xterm_ls_python.png"]),
-    ("qwen2-vl-2b@1MP", "qwen2-vl-2b", ["--max-pixels", "1003520", "--method", "pixelprune"],
-     ["web/flask_index.png", "doc/gnuplot_p027_text.png", "desktop/xterm_ls_python.png"]),
+    ("qwen3-vl-2b@native", "qwen3-vl-2b", ["--method", "pixelprune"], IMAGES),
+    ("qwen3-vl-2b@1MP", "qwen3-vl-2b", ["--max-pixels", "1048576", "--method", "pixelprune", "--method", "random",
+                                        "--method", "conncomp"], ONE_PER_CATEGORY),
+    ("qwen2-vl-2b@1MP", "qwen2-vl-2b", ["--max-pixels", "1003520", "--method", "pixelprune", "--method", "random"],
+     ONE_PER_CATEGORY),
+    ("qwen2.5-vl-3b@1MP", "qwen2.5-vl-3b", ["--max-pixels", "1003520", "--method", "pixelprune"], ONE_PER_CATEGORY),
 ]
-COMMON = ["--dtype", "bf16", "--device", "cpu", "--threads", "2", "--warmup", "1", "--repeats", "1",
-          "--decode-tokens", "4"]
+COMMON = ["--dtype", "bf16", "--device", "cpu", "--threads", "2", "--warmup", "1", "--repeats", "2",
+          "--decode-tokens", "4", "--onednn-cache", "8192"]
 
 
-def run(out: Path, corpus: Path, quick: bool, only: list[str] | None) -> None:
+def run(out: Path, corpus: Path, quick: bool, only: list[str] | None) -> list[str]:
+    """One ``vlprune bench`` subprocess per run; a failed run is reported and the next one goes on."""
     out.mkdir(parents=True, exist_ok=True)
+    failed = []
     for label, shape, extra, files in RUNS:
         if only and label not in only:
             continue
@@ -48,7 +57,9 @@ def run(out: Path, corpus: Path, quick: bool, only: list[str] | None) -> None:
         if quick:
             args += ["--layers", "2", "--vision-layers", "2"]
         print("$", " ".join(args[1:]), flush=True)
-        subprocess.run(args, check=True)
+        if subprocess.run(args).returncode != 0:
+            failed.append(label)
+    return failed
 
 
 def _plan(s: dict) -> str:
@@ -116,15 +127,17 @@ def render(out: Path) -> str:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", default="benchmarks/results/bench", help="folder for the JSON/PNG of each run")
-    ap.add_argument("--corpus", default="/work/shared/corpus")
+    ap.add_argument("--corpus", default=str(Path(__file__).resolve().parents[2] / "shared" / "corpus"),
+                    help="corpus folder with manifest.csv (default: ../shared/corpus beside the repo)")
     ap.add_argument("--quick", action="store_true", help="2 LLM / 2 ViT layers (REDUCED DEPTH, labelled)")
-    ap.add_argument("--only", action="append", help="run only this label (repeatable)")
+    ap.add_argument("--only", action="append", choices=[r[0] for r in RUNS], help="run only this label (repeatable)")
     ap.add_argument("--render-only", action="store_true")
     a = ap.parse_args()
     out = Path(a.out)
-    if not a.render_only:
-        run(out, Path(a.corpus), a.quick, a.only)
+    failed = [] if a.render_only else run(out, Path(a.corpus), a.quick, a.only)
     print(render(out))
+    if failed:
+        sys.exit(f"failed runs: {', '.join(failed)}")
 
 
 if __name__ == "__main__":

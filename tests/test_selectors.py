@@ -562,6 +562,11 @@ def test_pixel_values_that_disagree_with_the_grid(processors):
         BlockGrid.from_pixel_values(pv[:, :-1], thw)
     with pytest.raises(ValueError, match="pixel_values must be 2-D"):
         BlockGrid.from_pixel_values(pv.reshape(-1), thw)
+    # Qwen3-VL rows (16 px patches) read as Qwen2.5-VL (14 px): its mean/std would be silently wrong
+    with pytest.raises(ValueError, match="16x16 patches but family qwen2.5-vl uses 14x14"):
+        BlockGrid.from_pixel_values(pv, thw, "qwen2.5-vl")
+    spec = get_family("qwen3-vl")
+    assert len(BlockGrid.from_pixel_values(pv, thw, "qwen2.5-vl", spec.image_mean, spec.image_std)) == 2
     with pytest.raises(ValueError, match="image_grid_thw must be an integer array"):
         BlockGrid.from_pixel_values(pv, thw.astype(np.float32))
     with pytest.raises(ValueError, match="non-positive"):

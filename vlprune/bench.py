@@ -112,27 +112,13 @@ def resolve_shape(shape: str, family: str | None = None):
 
 def _shape_config(shape, layers: int | None, vision_layers: int | None):
     """HF config of ``shape`` with optionally cut LLM / ViT depth (other fields unchanged)."""
-    from transformers import CONFIG_MAPPING
+    from vlprune.shapes import shape_config
 
-    text, vision = copy.deepcopy(shape.text), copy.deepcopy(shape.vision)
-    if layers is not None:
-        if layers > text["num_hidden_layers"]:
-            raise BenchError(f"--layers {layers} exceeds the shape's {text['num_hidden_layers']} LLM layers")
-        text["num_hidden_layers"] = layers
-        if "layer_types" in text:
-            lt = list(text["layer_types"])[:layers]
-            if "full_attention" not in lt and "linear_attention" in lt:
-                lt[-1] = "full_attention"
-            text["layer_types"] = lt
-    if vision_layers is not None:
-        if vision_layers > vision["depth"]:
-            raise BenchError(f"--vision-layers {vision_layers} exceeds the shape's {vision['depth']} ViT layers")
-        vision["depth"] = vision_layers
-        for key in ("fullatt_block_indexes", "deepstack_visual_indexes"):
-            if key in vision:
-                vision[key] = [i for i in vision[key] if i < vision_layers] or [vision_layers - 1]
-    kwargs = dict(copy.deepcopy(shape.top), vision_config=vision, text_config=text)
-    return CONFIG_MAPPING[shape.model_type](**kwargs)
+    for flag, v, have in (("--layers", layers, shape.text["num_hidden_layers"]),
+                          ("--vision-layers", vision_layers, shape.vision["depth"])):
+        if v is not None and v > have:
+            raise BenchError(f"{flag} {v} exceeds the shape's {have} {'LLM' if flag == '--layers' else 'ViT'} layers")
+    return shape_config(shape, layers, vision_layers)
 
 
 # ---------------------------------------------------------------------------------------------- config

@@ -247,7 +247,8 @@ class BlockGrid:
         """Split a processor batch into one grid per image.
 
         pixel_values:   (sum_i t_i*h_i*w_i, 3 * T * P * P) float, rows in the processor's order
-                        (h/m, w/m, m, m) per image; P is inferred from the row length.
+                        (h/m, w/m, m, m) per image; P is inferred from the row length and
+                        must be the family's patch size unless image_mean / image_std are given.
         image_grid_thw: (n_images, 3) int, patches per image in (t, h, w).
         """
         spec = get_family(family)
@@ -265,6 +266,12 @@ class BlockGrid:
         if 3 * T * p * p != d:
             raise ValueError(
                 f"pixel_values rows have {d} values, which is not 3 * {T} * P * P for any patch size P"
+            )
+        if p != spec.patch_size and image_mean is None and image_std is None:
+            raise ValueError(
+                f"pixel_values rows hold {p}x{p} patches but family {spec.name} uses {spec.patch_size}x"
+                f"{spec.patch_size} (and its own mean/std); pass the family the processor was built for, or "
+                f"image_mean and image_std for a custom processor"
             )
         n_rows = int(thw.prod(axis=1).sum())
         if n_rows != pv.shape[0]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import copy
 from dataclasses import dataclass, field
 
-__all__ = ["SHAPES", "Shape", "build_config", "get_shape", "list_shapes"]
+__all__ = ["DEFAULT_SHAPE", "SHAPES", "Shape", "build_config", "get_shape", "list_shapes", "shape_config"]
 
 
 @dataclass(frozen=True)
@@ -40,7 +40,7 @@ def _qwen2_vl_vision(out: int) -> dict:
 def _qwen2_5_vl_vision(out: int) -> dict:
     return dict(depth=32, hidden_size=1280, intermediate_size=3420, num_heads=16, out_hidden_size=out,
                 hidden_act="silu", patch_size=14, spatial_merge_size=2, temporal_patch_size=2,
-                window_size=112, fullatt_block_indexes=[7, 15, 23, 31], in_channels=3)  # fmt: skip
+                window_size=112, fullatt_block_indexes=[7, 15, 23, 31], tokens_per_second=2, in_channels=3)  # fmt: skip
 
 
 def _qwen3_vl_vision(depth: int, dim: int, mlp: int, out: int, deepstack: list[int]) -> dict:
@@ -93,8 +93,22 @@ SHAPES: dict[str, Shape] = {
                      linear_conv_kernel_dim=4,
                      layer_types=(["linear_attention"] * 3 + ["full_attention"]) * 6, rope_parameters=_MROPE35),
                "Qwen/Qwen3.5-0.8B"),
+        # Qwen3.5 small dense shape as used by the demo; approximate (not checked against a release config).
+        _shape("qwen3.5-2b", "qwen3_5",
+               dict(depth=24, hidden_size=1024, intermediate_size=4096, num_heads=16, out_hidden_size=2048,
+                    hidden_act="gelu_pytorch_tanh", patch_size=16, spatial_merge_size=2, temporal_patch_size=2,
+                    num_position_embeddings=2304, in_channels=3),
+               _text(2048, 6144, 24, 8, 2, 248320, True, head_dim=256, linear_num_key_heads=16,
+                     linear_num_value_heads=16, linear_key_head_dim=128, linear_value_head_dim=128,
+                     linear_conv_kernel_dim=4,
+                     layer_types=(["linear_attention"] * 3 + ["full_attention"]) * 6, rope_parameters=_MROPE35),
+               ""),
     )  # fmt: skip
 }
+
+#: The real shape each family's demo and ``shape="real"`` build.
+DEFAULT_SHAPE = {"qwen2-vl": "qwen2-vl-2b", "qwen2.5-vl": "qwen2.5-vl-3b", "qwen3-vl": "qwen3-vl-2b",
+                 "qwen3.5": "qwen3.5-2b"}
 
 
 def list_shapes() -> list[str]:
@@ -109,11 +123,37 @@ def get_shape(name: str) -> Shape:
     return shape
 
 
-def build_config(name: str, **top_overrides):
-    """The HF config (``Qwen2VLConfig``, ``Qwen3VLConfig``, ...) of a named shape; no weights."""
+def shape_config(shape: Shape, layers: int | None = None, vision_layers: int | None = None, **top_overrides):
+    """The HF config (``Qwen2VLConfig``, ``Qwen3VLConfig``, ...) of ``shape``; no weights.
+
+    ``layers`` / ``vision_layers`` cut the LLM / ViT depth (widths unchanged): Qwen3.5 keeps its first
+    ``layers`` layer types with at least one full-attention layer, and Qwen2.5-VL full-attention /
+    Qwen3-VL DeepStack indexes past the cut are dropped (the last layer takes over if none is left).
+    """
     from transformers import CONFIG_MAPPING
 
-    shape = get_shape(name)
-    kwargs = dict(copy.deepcopy(shape.top), vision_config=copy.deepcopy(shape.vision), text_config=copy.deepcopy(shape.text))
+    text, vision = copy.deepcopy(shape.text), copy.deepcopy(shape.vision)
+    if layers is not None:
+        if not 1 <= layers <= text["num_hidden_layers"]:
+            raise ValueError(f"layers={layers}: shape {shape.name} has 1..{text['num_hidden_layers']} LLM layers")
+        text["num_hidden_layers"] = layers
+        if "layer_types" in text:
+            lt = list(text["layer_types"])[:layers]
+            if "full_attention" not in lt:
+                lt[-1] = "full_attention"
+            text["layer_types"] = lt
+    if vision_layers is not None:
+        if not 1 <= vision_layers <= vision["depth"]:
+            raise ValueError(f"vision_layers={vision_layers}: shape {shape.name} has 1..{vision['depth']} ViT layers")
+        vision["depth"] = vision_layers
+        for key in ("fullatt_block_indexes", "deepstack_visual_indexes"):
+            if key in vision:
+                vision[key] = [i for i in vision[key] if i < vision_layers] or [vision_layers - 1]
+    kwargs = dict(copy.deepcopy(shape.top), vision_config=vision, text_config=text)
     kwargs.update(top_overrides)
     return CONFIG_MAPPING[shape.model_type](**kwargs)
+
+
+def build_config(name: str, layers: int | None = None, vision_layers: int | None = None, **top_overrides):
+    """:func:`shape_config` of the named shape."""
+    return shape_config(get_shape(name), layers, vision_layers, **top_overrides)

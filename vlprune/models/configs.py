@@ -1,10 +1,10 @@
-"""Random-weight model configs built locally (no downloads): tiny ones for tests, real shapes for
-benchmarks and the demo.
+"""Random-weight model configs built locally (no downloads): tiny ones for tests; real shapes come
+from :mod:`vlprune.shapes` (the one table of released architectures).
 
 ``build_config(family, shape)`` returns a transformers config; ``build_model(...)`` instantiates the
 ``*ForConditionalGeneration`` class with random weights. ``shape="tiny"`` keeps every family at
-hidden 32-64, 2 ViT blocks and 2 LLM layers; the real shapes follow the public model cards
-(reduced depth optional via ``text_layers`` / ``vision_layers``).
+hidden 32-64, 2 ViT blocks and 2 LLM layers (reduced depth optional via ``text_layers`` /
+``vision_layers``).
 """
 
 from __future__ import annotations
@@ -24,15 +24,6 @@ TINY_TOKENS = {
 }
 TINY_EOS = 94
 TINY_PAD = 95
-
-#: Real Qwen token ids (the processor's tokenizer).
-QWEN_TOKENS = {
-    "image_token_id": 151655,
-    "video_token_id": 151656,
-    "vision_start_token_id": 151652,
-    "vision_end_token_id": 151653,
-}
-
 
 @dataclass(frozen=True)
 class ShapeSpec:
@@ -84,113 +75,44 @@ def _tiny(model_type: str) -> ShapeSpec:
     raise ValueError(f"no tiny config for model_type {model_type!r}")
 
 
-# Public model-card shapes (config.json of the released checkpoints), random weights here.
-_REAL: dict[str, ShapeSpec] = {
-    "qwen2-vl-2b": ShapeSpec(
-        "qwen2-vl", "qwen2_vl",
-        dict(vocab_size=151936, hidden_size=1536, intermediate_size=8960, num_hidden_layers=28,
-             num_attention_heads=12, num_key_value_heads=2, max_position_embeddings=32768,
-             rope_parameters={"rope_type": "default", "rope_theta": 1000000.0, "mrope_section": [16, 24, 24]},
-             bos_token_id=151643, eos_token_id=151645),
-        dict(depth=32, embed_dim=1280, hidden_size=1536, num_heads=16, mlp_ratio=4, patch_size=14,
-             spatial_merge_size=2, temporal_patch_size=2),
-        dict(QWEN_TOKENS, tie_word_embeddings=True),
-    ),
-    "qwen2.5-vl-3b": ShapeSpec(
-        "qwen2.5-vl", "qwen2_5_vl",
-        dict(vocab_size=151936, hidden_size=2048, intermediate_size=11008, num_hidden_layers=36,
-             num_attention_heads=16, num_key_value_heads=2, max_position_embeddings=128000,
-             rope_parameters={"rope_type": "default", "rope_theta": 1000000.0, "mrope_section": [16, 24, 24]},
-             bos_token_id=151643, eos_token_id=151645),
-        dict(depth=32, hidden_size=1280, intermediate_size=3420, num_heads=16, patch_size=14,
-             spatial_merge_size=2, temporal_patch_size=2, out_hidden_size=2048, window_size=112,
-             fullatt_block_indexes=[7, 15, 23, 31], tokens_per_second=2, hidden_act="silu"),
-        dict(QWEN_TOKENS, tie_word_embeddings=True),
-    ),
-    "qwen3-vl-2b": ShapeSpec(
-        "qwen3-vl", "qwen3_vl",
-        dict(vocab_size=151936, hidden_size=2048, intermediate_size=6144, num_hidden_layers=28,
-             num_attention_heads=16, num_key_value_heads=8, head_dim=128, max_position_embeddings=262144,
-             rope_parameters={"rope_type": "default", "rope_theta": 5000000.0, "mrope_section": [24, 20, 20],
-                              "mrope_interleaved": True},
-             bos_token_id=151643, eos_token_id=151645),
-        dict(depth=24, hidden_size=1024, intermediate_size=4096, num_heads=16, patch_size=16,
-             spatial_merge_size=2, temporal_patch_size=2, out_hidden_size=2048,
-             num_position_embeddings=2304, deepstack_visual_indexes=[5, 11, 17]),
-        dict(QWEN_TOKENS, tie_word_embeddings=True),
-    ),
-    # Qwen3.5 small dense shape (hybrid Gated-DeltaNet / full attention every 4th layer); approximate.
-    "qwen3.5-2b": ShapeSpec(
-        "qwen3.5", "qwen3_5",
-        dict(vocab_size=248320, hidden_size=2048, intermediate_size=6144, num_hidden_layers=24,
-             num_attention_heads=8, num_key_value_heads=2, head_dim=256, max_position_embeddings=262144,
-             linear_conv_kernel_dim=4, linear_key_head_dim=128, linear_value_head_dim=128,
-             linear_num_key_heads=16, linear_num_value_heads=16,
-             rope_parameters={"rope_type": "default", "rope_theta": 10000000.0, "mrope_section": [11, 11, 10],
-                              "mrope_interleaved": True, "partial_rotary_factor": 0.25},
-             bos_token_id=None, eos_token_id=248046),
-        dict(depth=24, hidden_size=1024, intermediate_size=4096, num_heads=16, patch_size=16,
-             spatial_merge_size=2, temporal_patch_size=2, out_hidden_size=2048, num_position_embeddings=2304),
-        dict(image_token_id=248056, video_token_id=248057, vision_start_token_id=248053,
-             vision_end_token_id=248054, tie_word_embeddings=True),
-    ),
-}
-
-#: Default real shape per family (what the demo builds).
-DEFAULT_REAL_SHAPE = {
-    "qwen2-vl": "qwen2-vl-2b",
-    "qwen2.5-vl": "qwen2.5-vl-3b",
-    "qwen3-vl": "qwen3-vl-2b",
-    "qwen3.5": "qwen3.5-2b",
-}
-
 _FAMILY_TO_MODEL_TYPE = {"qwen2-vl": "qwen2_vl", "qwen2.5-vl": "qwen2_5_vl", "qwen3-vl": "qwen3_vl", "qwen3.5": "qwen3_5"}
 
 
 def list_shapes() -> list[str]:
-    return ["tiny"] + sorted(_REAL)
+    from vlprune.shapes import list_shapes as real
 
-
-def shape_spec(family: str, shape: str = "tiny") -> ShapeSpec:
-    """Resolve ``(family, shape)``; ``shape`` is ``"tiny"``, ``"real"`` (family default) or a name."""
-    from vlprune.families import get_family
-
-    fam = get_family(family).name
-    if shape == "tiny":
-        return _tiny(_FAMILY_TO_MODEL_TYPE[fam])
-    name = DEFAULT_REAL_SHAPE[fam] if shape == "real" else shape
-    if name not in _REAL:
-        raise ValueError(f"unknown model shape {shape!r}; expected one of: {', '.join(list_shapes())}")
-    spec = _REAL[name]
-    if spec.family != fam:
-        raise ValueError(f"shape {name!r} is a {spec.family} model, not {fam}")
-    return spec
+    return ["tiny", "real", *real()]
 
 
 def build_config(family: str, shape: str = "tiny", text_layers: int | None = None, vision_layers: int | None = None,
                  attn_implementation: str = "sdpa"):
-    """A transformers config for ``family`` at ``shape``; optionally cut LLM / ViT depth."""
+    """A transformers config for ``family``: ``shape="tiny"`` (tests), ``"real"`` (the family's default
+    real shape, :data:`vlprune.shapes.DEFAULT_SHAPE`) or a name from :mod:`vlprune.shapes`; optionally
+    with cut LLM / ViT depth."""
     from transformers import AutoConfig
 
-    spec = shape_spec(family, shape)
-    text, vision = copy.deepcopy(spec.text), copy.deepcopy(spec.vision)
-    if text_layers is not None:
-        text["num_hidden_layers"] = int(text_layers)
-        if "layer_types" in text:
-            text["layer_types"] = text["layer_types"][:text_layers]
-        elif spec.model_type == "qwen3_5":
-            text["layer_types"] = ["full_attention" if (i + 1) % 4 == 0 else "linear_attention" for i in range(text_layers)]
-            text["layer_types"][-1] = "full_attention"
-    if vision_layers is not None:
-        d = int(vision_layers)
-        vision["depth"] = d
-        if "fullatt_block_indexes" in vision:
-            keep = [i for i in vision["fullatt_block_indexes"] if i < d]
-            vision["fullatt_block_indexes"] = keep or [d - 1]
-        if "deepstack_visual_indexes" in vision:
-            keep = [i for i in vision["deepstack_visual_indexes"] if i < d]
-            vision["deepstack_visual_indexes"] = keep or [max(0, d - 1)]
-    cfg = AutoConfig.for_model(spec.model_type, text_config=text, vision_config=vision, **spec.top)
+    from vlprune import shapes
+    from vlprune.families import get_family
+
+    fam = get_family(family).name
+    if shape == "tiny":
+        spec = _tiny(_FAMILY_TO_MODEL_TYPE[fam])
+        text, vision = copy.deepcopy(spec.text), copy.deepcopy(spec.vision)
+        if text_layers is not None:
+            text["num_hidden_layers"] = int(text_layers)
+            if "layer_types" in text:
+                text["layer_types"] = (text["layer_types"] * text_layers)[:text_layers]
+        if vision_layers is not None:
+            vision["depth"] = int(vision_layers)
+        cfg = AutoConfig.for_model(spec.model_type, text_config=text, vision_config=vision, **spec.top)
+    else:
+        name = shapes.DEFAULT_SHAPE[fam] if shape == "real" else shape
+        if name not in shapes.SHAPES:
+            raise ValueError(f"unknown model shape {shape!r}; expected one of: {', '.join(list_shapes())}")
+        real = shapes.get_shape(name)
+        if real.family != fam:
+            raise ValueError(f"shape {name!r} is a {real.family} model, not {fam}")
+        cfg = shapes.shape_config(real, text_layers, vision_layers)
     cfg._attn_implementation = attn_implementation
     return cfg
 
