@@ -60,6 +60,19 @@ _MROPE35 = {"rope_type": "default", "mrope_section": [11, 11, 10], "mrope_interl
             "rope_theta": 10000000.0, "partial_rotary_factor": 0.25}  # fmt: skip
 
 
+def _qwen3_5_vision(depth: int, dim: int, mlp: int, heads: int, out: int) -> dict:
+    return dict(depth=depth, hidden_size=dim, intermediate_size=mlp, num_heads=heads, out_hidden_size=out,
+                hidden_act="gelu_pytorch_tanh", patch_size=16, spatial_merge_size=2, temporal_patch_size=2,
+                num_position_embeddings=2304, in_channels=3)  # fmt: skip
+
+
+def _qwen3_5_text(hidden: int, mlp: int) -> dict:
+    """24 layers, Gated-DeltaNet linear attention with full attention every 4th layer."""
+    return _text(hidden, mlp, 24, 8, 2, 248320, True, head_dim=256, linear_num_key_heads=16, linear_num_value_heads=16,
+                 linear_key_head_dim=128, linear_value_head_dim=128, linear_conv_kernel_dim=4,
+                 layer_types=(["linear_attention"] * 3 + ["full_attention"]) * 6, rope_parameters=_MROPE35)  # fmt: skip
+
+
 def _shape(name, model_type, vision, text, checkpoint) -> Shape:
     return Shape(name, model_type, vision, text, {"tie_word_embeddings": text["tie_word_embeddings"]}, checkpoint)
 
@@ -84,25 +97,10 @@ SHAPES: dict[str, Shape] = {
         _shape("qwen3-vl-8b", "qwen3_vl", _qwen3_vl_vision(27, 1152, 4304, 4096, [8, 16, 24]),
                _text(4096, 12288, 36, 32, 8, 151936, False, head_dim=128, rope_parameters=_MROPE3),
                "Qwen/Qwen3-VL-8B-Instruct"),
-        _shape("qwen3.5-0.8b", "qwen3_5",
-               dict(depth=12, hidden_size=768, intermediate_size=3072, num_heads=12, out_hidden_size=1024,
-                    hidden_act="gelu_pytorch_tanh", patch_size=16, spatial_merge_size=2, temporal_patch_size=2,
-                    num_position_embeddings=2304, in_channels=3),
-               _text(1024, 3584, 24, 8, 2, 248320, True, head_dim=256, linear_num_key_heads=16,
-                     linear_num_value_heads=16, linear_key_head_dim=128, linear_value_head_dim=128,
-                     linear_conv_kernel_dim=4,
-                     layer_types=(["linear_attention"] * 3 + ["full_attention"]) * 6, rope_parameters=_MROPE35),
+        _shape("qwen3.5-0.8b", "qwen3_5", _qwen3_5_vision(12, 768, 3072, 12, 1024), _qwen3_5_text(1024, 3584),
                "Qwen/Qwen3.5-0.8B"),
         # Qwen3.5 small dense shape as used by the demo; approximate (not checked against a release config).
-        _shape("qwen3.5-2b", "qwen3_5",
-               dict(depth=24, hidden_size=1024, intermediate_size=4096, num_heads=16, out_hidden_size=2048,
-                    hidden_act="gelu_pytorch_tanh", patch_size=16, spatial_merge_size=2, temporal_patch_size=2,
-                    num_position_embeddings=2304, in_channels=3),
-               _text(2048, 6144, 24, 8, 2, 248320, True, head_dim=256, linear_num_key_heads=16,
-                     linear_num_value_heads=16, linear_key_head_dim=128, linear_value_head_dim=128,
-                     linear_conv_kernel_dim=4,
-                     layer_types=(["linear_attention"] * 3 + ["full_attention"]) * 6, rope_parameters=_MROPE35),
-               ""),
+        _shape("qwen3.5-2b", "qwen3_5", _qwen3_5_vision(24, 1024, 4096, 16, 2048), _qwen3_5_text(2048, 6144), ""),
     )  # fmt: skip
 }
 
