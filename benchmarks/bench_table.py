@@ -32,7 +32,7 @@ ONE_PER_CATEGORY = IMAGES[::2]
 RUNS = [
     ("qwen3-vl-2b@native", "qwen3-vl-2b", ["--method", "pixelprune"], IMAGES),
     ("qwen3-vl-2b@1MP", "qwen3-vl-2b", ["--max-pixels", "1048576", "--method", "pixelprune", "--method", "random",
-                                        "--method", "conncomp"], ONE_PER_CATEGORY),
+                                        "--method", "conncomp", "--repeats", "4"], ONE_PER_CATEGORY),
     ("qwen2-vl-2b@1MP", "qwen2-vl-2b", ["--max-pixels", "1003520", "--method", "pixelprune", "--method", "random"],
      ONE_PER_CATEGORY),
     ("qwen2.5-vl-3b@1MP", "qwen2.5-vl-3b", ["--max-pixels", "1003520", "--method", "pixelprune"], ONE_PER_CATEGORY),
@@ -71,6 +71,48 @@ def _best(s: dict, full: dict) -> str:
     """Speedup of the fastest repeats (interference only adds time) and its efficiency."""
     sp = full["prefill_ms"]["min"] / s["prefill_ms"]["min"]
     return f"{sp:.2f}x ({sp * s['flops_ratio']:.2f})"
+
+
+def two_rate_fit(d: dict) -> str:
+    """Descriptive check of *why* time and FLOPs part: fit ``prefill ms = a * attention FLOPs + b * other
+    FLOPs`` (least squares over every image x method cell of one run, medians) and, leaving each image
+    out in turn, predict its speedup from the other images' fit. Attention FLOPs are the ViT's and the
+    LLM's score/value products (dense, as vlprune.flops counts them); other = everything else."""
+    import numpy as np
+
+    from vlprune.flops import ImageTokens, Prompt, prefill_flops
+    from vlprune.shapes import build_config
+
+    cfg = build_config(d["shape"], d["config"]["layers"], d["config"]["vision_layers"])
+    cells = []  # (image, method, attention flops, other flops, ms)
+    for meth, rows in d["per_image"].items():
+        for r in rows:
+            kept = None if meth == "full" else r["kept_tokens"]
+            f = prefill_flops(cfg, Prompt([ImageTokens(tuple(r["grid_thw"]), kept)], r["prompt_tokens"] - r["image_tokens"]))
+            attn = f.vit_attn + f.llm_attn
+            cells.append((r["path"], meth, attn, f.total - attn, r["prefill_ms"]["median"]))
+    if len({c[0] for c in cells}) < 3:
+        return ""
+
+    def fit(cs):
+        a = np.array([[c[2], c[3]] for c in cs], float)
+        return np.linalg.lstsq(a, np.array([c[4] for c in cs], float), rcond=None)[0]
+
+    ca, co = fit(cells)
+    ratios = []
+    for img in sorted({c[0] for c in cells}):
+        k_attn, k_other = fit([c for c in cells if c[0] != img])
+        mine = {c[1]: c for c in cells if c[0] == img}
+        for meth, c in mine.items():
+            if meth == "full":
+                continue
+            f = mine["full"]
+            pred = (k_attn * f[2] + k_other * f[3]) / (k_attn * c[2] + k_other * c[3])
+            ratios.append((f[4] / c[4]) / pred)
+    rate = lambda k: f"{1e-9 / k:.2f}" if k > 0 else "not resolved (negative fit)"  # FLOPs per ms -> TFLOP/s
+    return (f"Two-rate time model (least squares over the {len(cells)} cells): attention runs at {rate(ca)} TFLOP/s, "
+            f"everything else at {rate(co)} TFLOP/s. Predicting each image's speedup from the other images' fit, "
+            f"measured / predicted spans {min(ratios):.2f}-{max(ratios):.2f} (median {sorted(ratios)[len(ratios) // 2]:.2f}).\n")
 
 
 def render(out: Path) -> str:
@@ -121,6 +163,7 @@ def render(out: Path) -> str:
                              f"{f['prefill_ms']['min'] / r['prefill_ms']['min']:.2f}x | "
                              f"{f['prefill_ms']['min'] / r['prefill_ms']['min'] * ratio:.2f} |")
         lines.append("")
+        lines.append(two_rate_fit(d))
     return "\n".join(lines)
 
 

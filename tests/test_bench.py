@@ -97,6 +97,7 @@ def test_end_to_end_json_fields_and_kept_tokens(images, tmp_path, capsys):
     for rows in d["per_image"].values():
         for row in rows:
             assert row["kv_bytes_measured"] == row["kv_bytes_analytic"]
+            assert row["prefill_ms_passes"] == [row["prefill_ms"]["median"]]  # one timed pass
 
 
 def test_reduced_depth_is_labelled(images, tmp_path, capsys):

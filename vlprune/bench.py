@@ -596,6 +596,7 @@ class BenchResult:
                 d["retain"] = r.retain
                 for attr in ("vit_ms", "plan_ms", "prefill_ms", "decode_tok_s", "peak_mem_mb"):
                     d[attr] = _stats([getattr(s, attr) for s in r.samples])
+                d["prefill_ms_passes"] = [s.prefill_ms for s in r.samples]  # in pass order, to see drift
                 per_image[m].append(d)
         return {
             "shape": self.shape, "family": self.family, "reduced_depth": self.reduced, "dtype": self.dtype,
