@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import math
 from pathlib import Path
 
@@ -26,16 +25,7 @@ from vlprune.samples import SAMPLE_NAMES, make_samples
 from vlprune.select.stats import unique_blocks
 from vlprune.selection import Selection
 
-CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus"
-
-
-def corpus(*categories: str) -> list[Path]:
-    """First manifest image of each category (real screenshots / pages); skip without the corpus."""
-    if not (CORPUS / "manifest.csv").exists():
-        pytest.skip(f"corpus not found at {CORPUS}")
-    rows = list(csv.DictReader(open(CORPUS / "manifest.csv", encoding="utf-8")))
-    return [CORPUS / next(r["file"] for r in rows if r["category"] == c) for c in categories]
-
+from corpus import first_of as corpus
 
 def _png(path: Path, size=(96, 64), color=(200, 30, 30)) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -19,19 +19,12 @@ from vlprune.families import list_families
 from vlprune.methods import list_methods
 from vlprune.samples import SAMPLE_NAMES
 
+from corpus import CORPUS
+from corpus import files as corpus
+
 REPO = Path(__file__).resolve().parents[1]
-CORPUS = REPO.parent / "shared" / "corpus"
 KEYS = {"path", "family", "method", "tokens", "kept", "grid", "kept_indices", "selector_ms", "retain",
         "duplicate_ratio", "size"}
-
-
-def corpus(*names: str) -> list[Path]:
-    """Corpus images by manifest ``file`` entry (read in place); skip if the corpus is absent."""
-    if not (CORPUS / "manifest.csv").exists():
-        pytest.skip(f"corpus not found at {CORPUS}")
-    listed = {r["file"] for r in csv.DictReader(open(CORPUS / "manifest.csv", encoding="utf-8"))}
-    assert set(names) <= listed
-    return [CORPUS / n for n in names]
 
 
 WEB, DOC, MOBILE = "web/flask_index.png", "doc/gnuplot_p001_title.png", "mobile/git_gittutorial.png"

@@ -7,16 +7,14 @@
 * ``smart_resize`` and the resized size agree with transformers;
 * bad input fails with an error that names the input.
 
-The corpus lives in ``../shared/corpus`` (override with ``VLPRUNE_CORPUS``); tests that need it are
-skipped when it is absent.
+The corpus lives in ``../shared/corpus`` (``tests/corpus.py``); tests that need it are skipped when it
+is absent.
 """
 
 from __future__ import annotations
 
-import csv
 import io
 import math
-import os
 import struct
 import zlib
 from pathlib import Path
@@ -39,15 +37,14 @@ from vlprune.select.predictive import (
 )
 
 try:
+    import corpus
     import reference as ref
 except ImportError:  # tests/ imported as a package
+    from tests import corpus
     from tests import reference as ref
+needs_corpus = corpus.needs_corpus
 
 REPO = Path(__file__).resolve().parents[1]
-CORPUS = Path(os.environ.get("VLPRUNE_CORPUS", REPO.parent / "shared" / "corpus"))
-needs_corpus = pytest.mark.skipif(
-    not (CORPUS / "manifest.csv").is_file(), reason=f"image corpus not found at {CORPUS}"
-)
 
 # One image per category, chosen for variety: a web page, a phone screenshot, a text page, and a
 # desktop splash with photographic gradients (where τ > 0 matters most).
@@ -63,10 +60,7 @@ SETTINGS = settings(deadline=None, suppress_health_check=_HEALTH, max_examples=6
 
 def corpus_path(rel: str) -> Path:
     """A corpus image listed in manifest.csv (fails loudly if the manifest no longer lists it)."""
-    with open(CORPUS / "manifest.csv", newline="") as f:
-        listed = {row["file"] for row in csv.DictReader(f)}
-    assert rel in listed, f"{rel} is not in {CORPUS / 'manifest.csv'}"
-    return CORPUS / rel
+    return corpus.files(rel)[0]
 
 
 # --------------------------------------------------------------------------- helpers
