@@ -8,7 +8,7 @@ import torch
 from PIL import Image
 
 from vlprune.families import get_family
-from vlprune.processor import build_processor, processor_inputs, tokenizer_dir
+from vlprune.processor import build_processor, processor_inputs, run_generation_demo, tokenizer_dir
 
 
 def test_tokenizer_files_found_without_import():
@@ -34,3 +34,19 @@ def test_processor_outputs_match_the_family_grid(family):
     text = proc.tokenizer.decode(out["input_ids"][0])
     assert text.endswith("<|im_start|>assistant\n") and "<|vision_start|>" in text
     assert ("You are a helpful assistant." in text) == (family == "qwen2-vl")
+
+
+@pytest.mark.parametrize("family", ["qwen2-vl", "qwen2.5-vl", "qwen3-vl", "qwen3.5"])
+def test_generation_demo_end_to_end(family):
+    """The demo's path (real processor -> model -> generate, unpruned and pruned) on a tiny-width model:
+    "full" generates exactly the unpruned ids, PixelPrune prunes the built-in image and still generates."""
+    kw = dict(shape="tiny", reduced_layers=2, vision_layers=2, max_new_tokens=3, max_pixels=256 * 256)
+    full = run_generation_demo(family, method="full", **kw)
+    assert full.pruned_ids == full.full_ids and len(full.full_ids) == 3
+    assert full.image_tokens_after == full.image_tokens_before
+    pruned = run_generation_demo(family, method="pixelprune", **kw)
+    assert pruned.full_ids == full.full_ids  # same seed, same unpruned model
+    assert 0 < pruned.image_tokens_after < pruned.image_tokens_before
+    assert pruned.prompt_tokens_before - pruned.prompt_tokens_after == pruned.image_tokens_before - pruned.image_tokens_after
+    assert len(pruned.pruned_ids) == 3 and (pruned.text_layers, pruned.vision_layers) == (2, 2)
+    assert f"{pruned.text_layers} LLM / {pruned.vision_layers} ViT layers" in pruned.summary()

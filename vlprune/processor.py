@@ -184,7 +184,7 @@ def run_generation_demo(family: str = "qwen3-vl", image=None, prompt: str = "Des
         t2 = time.perf_counter()
     last = run.last
     return DemoResult(
-        spec.name, shape, tc.num_hidden_layers, cfg.vision_config.depth, method,
+        spec.name, shape, cfg.get_text_config().num_hidden_layers, cfg.vision_config.depth, method,
         last.tokens_before, last.tokens_after, n_prompt, last.llm_tokens_after, last.selector_ms,
         (t1 - t0) * 1e3, (t2 - t1) * 1e3, full[0, n_prompt:].tolist(), pruned[0, n_prompt:].tolist(),
         tok.decode(pruned[0, n_prompt:]),
