@@ -9,10 +9,9 @@ hidden 32-64, 2 ViT blocks and 2 LLM layers (reduced depth optional via ``text_l
 
 from __future__ import annotations
 
-import copy
-from dataclasses import dataclass
-
 import torch
+
+from vlprune.shapes import Shape
 
 #: Token ids used by the tiny configs (vocab of 96): 90.. are the Qwen-VL special tokens.
 TINY_VOCAB = 96
@@ -25,18 +24,7 @@ TINY_TOKENS = {
 TINY_EOS = 94
 TINY_PAD = 95
 
-@dataclass(frozen=True)
-class ShapeSpec:
-    """One buildable architecture: family + text/vision sub-config dicts."""
-
-    family: str
-    model_type: str
-    text: dict
-    vision: dict
-    top: dict
-
-
-def _tiny(model_type: str) -> ShapeSpec:
+def _tiny(model_type: str) -> Shape:
     common_text = dict(
         vocab_size=TINY_VOCAB, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
         num_attention_heads=2, num_key_value_heads=1, max_position_embeddings=4096,
@@ -47,14 +35,14 @@ def _tiny(model_type: str) -> ShapeSpec:
         text = dict(common_text, rope_parameters={"rope_type": "default", "rope_theta": 10000.0, "mrope_section": [2, 3, 3]})
         vision = dict(depth=2, embed_dim=32, hidden_size=32, num_heads=2, mlp_ratio=2, patch_size=14,
                       spatial_merge_size=2, temporal_patch_size=2)
-        return ShapeSpec("qwen2-vl", model_type, text, vision, top)
+        return Shape("qwen2-vl-tiny", model_type, vision, text, top)
     if model_type == "qwen2_5_vl":
         text = dict(common_text, rope_parameters={"rope_type": "default", "rope_theta": 10000.0, "mrope_section": [2, 3, 3]})
         # window 56 px = 2x2 blocks per window, so small test images already have several windows
         vision = dict(depth=2, hidden_size=32, intermediate_size=64, num_heads=2, patch_size=14,
                       spatial_merge_size=2, temporal_patch_size=2, out_hidden_size=32, window_size=56,
                       fullatt_block_indexes=[1], tokens_per_second=2)
-        return ShapeSpec("qwen2.5-vl", model_type, text, vision, top)
+        return Shape("qwen2.5-vl-tiny", model_type, vision, text, top)
     if model_type == "qwen3_vl":
         text = dict(common_text, head_dim=16,
                     rope_parameters={"rope_type": "default", "rope_theta": 10000.0, "mrope_section": [4, 2, 2],
@@ -62,7 +50,7 @@ def _tiny(model_type: str) -> ShapeSpec:
         vision = dict(depth=2, hidden_size=32, intermediate_size=64, num_heads=2, patch_size=16,
                       spatial_merge_size=2, temporal_patch_size=2, out_hidden_size=32,
                       num_position_embeddings=64, deepstack_visual_indexes=[0])
-        return ShapeSpec("qwen3-vl", model_type, text, vision, top)
+        return Shape("qwen3-vl-tiny", model_type, vision, text, top)
     if model_type == "qwen3_5":
         text = dict(common_text, head_dim=32, layer_types=["linear_attention", "full_attention"],
                     linear_conv_kernel_dim=4, linear_key_head_dim=8, linear_value_head_dim=8,
@@ -71,11 +59,8 @@ def _tiny(model_type: str) -> ShapeSpec:
                                      "mrope_interleaved": True, "partial_rotary_factor": 0.5})
         vision = dict(depth=2, hidden_size=32, intermediate_size=64, num_heads=2, patch_size=16,
                       spatial_merge_size=2, temporal_patch_size=2, out_hidden_size=32, num_position_embeddings=64)
-        return ShapeSpec("qwen3.5", model_type, text, vision, top)
+        return Shape("qwen3.5-tiny", model_type, vision, text, top)
     raise ValueError(f"no tiny config for model_type {model_type!r}")
-
-
-_FAMILY_TO_MODEL_TYPE = {"qwen2-vl": "qwen2_vl", "qwen2.5-vl": "qwen2_5_vl", "qwen3-vl": "qwen3_vl", "qwen3.5": "qwen3_5"}
 
 
 def list_shapes() -> list[str]:
@@ -89,30 +74,20 @@ def build_config(family: str, shape: str = "tiny", text_layers: int | None = Non
     """A transformers config for ``family``: ``shape="tiny"`` (tests), ``"real"`` (the family's default
     real shape, :data:`vlprune.shapes.DEFAULT_SHAPE`) or a name from :mod:`vlprune.shapes`; optionally
     with cut LLM / ViT depth."""
-    from transformers import AutoConfig
-
     from vlprune import shapes
     from vlprune.families import get_family
 
-    fam = get_family(family).name
+    spec = get_family(family)
     if shape == "tiny":
-        spec = _tiny(_FAMILY_TO_MODEL_TYPE[fam])
-        text, vision = copy.deepcopy(spec.text), copy.deepcopy(spec.vision)
-        if text_layers is not None:
-            text["num_hidden_layers"] = int(text_layers)
-            if "layer_types" in text:
-                text["layer_types"] = (text["layer_types"] * text_layers)[:text_layers]
-        if vision_layers is not None:
-            vision["depth"] = int(vision_layers)
-        cfg = AutoConfig.for_model(spec.model_type, text_config=text, vision_config=vision, **spec.top)
+        chosen = _tiny(spec.model_types[0])
     else:
-        name = shapes.DEFAULT_SHAPE[fam] if shape == "real" else shape
+        name = shapes.DEFAULT_SHAPE[spec.name] if shape == "real" else shape
         if name not in shapes.SHAPES:
             raise ValueError(f"unknown model shape {shape!r}; expected one of: {', '.join(list_shapes())}")
-        real = shapes.get_shape(name)
-        if real.family != fam:
-            raise ValueError(f"shape {name!r} is a {real.family} model, not {fam}")
-        cfg = shapes.shape_config(real, text_layers, vision_layers)
+        chosen = shapes.get_shape(name)
+        if chosen.family != spec.name:
+            raise ValueError(f"shape {name!r} is a {chosen.family} model, not {spec.name}")
+    cfg = shapes.shape_config(chosen, text_layers, vision_layers)
     cfg._attn_implementation = attn_implementation
     return cfg
 
