@@ -55,7 +55,7 @@ def build_batch(family: str, samples: list[dict], padding_side: str = "left"):
     ``text + (VS IMG*n VE text_between)* + after``. Returns processor-like kwargs (B, L)."""
     ip = image_processor(family)
     spec = get_family(family)
-    rows, mm_rows, all_imgs = [], [], []
+    rows, all_imgs = [], []
     for s in samples:
         ids = list(s.get("text", [1, 2, 3]))
         for k, im in enumerate(s.get("images", [])):

@@ -230,15 +230,6 @@ def test_bad_config_and_options():
         get_shape("qwen9-vl")
 
 
-def _apply_available() -> bool:
-    try:
-        from vlprune.api import apply  # noqa: F401
-    except Exception:  # the model integration is not in this checkout yet
-        return False
-    return True
-
-
-@pytest.mark.skipif(not _apply_available(), reason="vlprune.api.apply is not available")
 def test_real_integration_apply_pixelprune(tiny):
     """The real pruned forward (``vlprune.apply`` + PixelPrune) against the analytic count of its kept blocks."""
     from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import Qwen2VLImageProcessorPil

@@ -24,7 +24,6 @@ memory, an unreadable image) raises :class:`BenchError` before the model is buil
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import json
 import math
@@ -705,7 +704,6 @@ def run_bench(cfg: BenchConfig, log=None) -> BenchResult:
     t0 = time.perf_counter()
     model = build_model(config, dtype_name, cfg.device, cfg.seed, cfg.attn)
     build_s = time.perf_counter() - t0
-    vs = flops.vision_shape(config)
     timer = _Timer(cfg.device)
     peak = _PeakMemory(cfg.device)
     runs: dict[str, list[ImageRun]] = {m: [] for m, _ in methods}
@@ -778,8 +776,6 @@ def run_bench(cfg: BenchConfig, log=None) -> BenchResult:
 
 def _one(model, method, inputs, vt: _VisionTimer, timer: _Timer, peak: _PeakMemory, cfg: BenchConfig, proc):
     """One prefill (+ decode steps) of one image with one method (``None`` = the unmodified model)."""
-    import torch
-
     from vlprune.api import apply
 
     def prefill_and_decode(session):

@@ -436,10 +436,8 @@ def _add_bench_parser(sub, pre_vit: list[str]) -> None:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from vlprune.bench import (BenchConfig, BenchError, configure_onednn_cache, format_table, run_bench, save_plot,
-                               write_json)
+    from vlprune.bench import BenchConfig, BenchError, format_table, run_bench, save_plot, write_json
 
-    configure_onednn_cache(args.onednn_cache)  # before any oneDNN primitive exists in this process
     family = args.family
     if family is None and "-" not in args.shape.strip("-"):
         family = "qwen3-vl"
