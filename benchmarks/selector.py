@@ -36,7 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a check
 
 from vlprune.families import get_family
 from vlprune.grid import BlockGrid
-from vlprune.select.predictive import ORDERS, predictive_select
+from vlprune.algorithms.predictive import ORDERS, predictive_select
 
 DEFAULT_CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus"
 MODES = [("exact", "max", 0.0), ("max 0.05", "max", 0.05), ("mae 0.05", "mae", 0.05)]

@@ -22,7 +22,7 @@ from vlprune.analyze import (
 )
 from vlprune.overlay import OverlayStyle, overlay_array, render_overlay, save_retain_plot
 from vlprune.samples import SAMPLE_NAMES, make_samples
-from vlprune.select.stats import unique_blocks
+from vlprune.algorithms.stats import unique_blocks
 from vlprune.selection import Selection
 
 from corpus import first_of as corpus

@@ -1,6 +1,6 @@
 """PixelPrune selectors, decoder and block grids against independent references.
 
-* the compiled selector (``vlprune.select.predictive``) against the per-block reference in
+* the compiled selector (``vlprune.algorithms.predictive``) against the per-block reference in
   ``tests/reference.py`` -- random grids with planted (near-)duplicates and real corpus images;
 * the decoder's guarantees: Prop. 1 (τ = 0: bit-exact) and Prop. 2 (τ > 0: every block within τ);
 * both grid routes (image file / the real transformers processor's ``pixel_values``) agree;
@@ -27,7 +27,7 @@ from PIL import Image
 
 from vlprune.families import OPENAI_CLIP_MEAN, OPENAI_CLIP_STD, get_family
 from vlprune.grid import BlockGrid, ImageError, load_image, smart_resize
-from vlprune.select.predictive import (
+from vlprune.algorithms.predictive import (
     METRICS,
     ORDERS,
     block_distance,

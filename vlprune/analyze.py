@@ -28,7 +28,7 @@ from vlprune.grid import MAX_IMAGE_PIXELS, BlockGrid
 from vlprune.methods import Method, PreViTMethod, create_method, list_methods
 from vlprune.methods.base import get_method_class
 from vlprune.methods.pixelprune import PixelPrune
-from vlprune.select.stats import unique_blocks
+from vlprune.algorithms.stats import unique_blocks
 from vlprune.selection import Selection
 
 #: File name extensions (lower case) picked up when a folder is walked.

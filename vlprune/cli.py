@@ -32,7 +32,7 @@ from vlprune.grid import MAX_IMAGE_PIXELS, BlockGrid
 from vlprune.methods import list_methods
 from vlprune.methods.base import get_method_class
 from vlprune.methods.pixelprune import PixelPrune
-from vlprune.select.predictive import METRICS, ORDERS
+from vlprune.algorithms.predictive import METRICS, ORDERS
 
 PROG = "vlprune"
 CSV_COLUMNS = (

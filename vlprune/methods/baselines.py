@@ -9,8 +9,8 @@ import numpy as np
 
 from vlprune.methods.base import PreViTMethod, register_method
 from vlprune.methods.pixelprune import PixelPrune
-from vlprune.select import baselines as B
-from vlprune.select.predictive import neighbour_equality
+from vlprune.algorithms import baselines as B
+from vlprune.algorithms.predictive import neighbour_equality
 from vlprune.selection import Selection
 
 

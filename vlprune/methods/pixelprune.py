@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from vlprune.methods.base import PreViTMethod, register_method
-from vlprune.select.predictive import _check, predictive_select
+from vlprune.algorithms.predictive import _check, predictive_select
 
 
 @register_method("full")

@@ -1,0 +1,1 @@
+"""Pure selection algorithms (numpy / numba / torch only): no model, no I/O."""

@@ -1,0 +1,1 @@
+"""Built-in benchmarks; importing this package registers them."""
