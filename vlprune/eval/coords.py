@@ -25,8 +25,9 @@ Output shapes read by :func:`find_point` (first match wins, in this order):
    a bare JSON array of exactly 2 or 4 numbers (as ScreenSpot-Pro's Qwen2.5-VL wrapper accepts).
 2. Box tokens -- ``<|box_start|>(x1,y1),(x2,y2)<|box_end|>`` (Qwen2-VL) or ``<box>...</box>`` (Qwen-VL),
    one or two pairs.
-3. Bare parenthesised pairs ``(x,y)`` or ``(x1,y1),(x2,y2)`` -- box tokens decoded with
-   ``skip_special_tokens=True`` leave exactly this.
+3. Bare parenthesised pairs: exactly one ``(x,y)``, or exactly two written as ``(x1,y1),(x2,y2)`` --
+   box tokens decoded with ``skip_special_tokens=True`` leave this; any other number of pairs is
+   ambiguous and refused.
 
 A box gives its centre. Anything else raises :class:`ParseError`: no number is ever guessed.
 """
@@ -178,7 +179,7 @@ def find_tool_call(text: str) -> dict | None:
 _NUM = r"-?\d+(?:\.\d+)?"
 _PAIR = re.compile(rf"\(\s*({_NUM})\s*,\s*({_NUM})\s*\)")
 _BOX_TOKENS = re.compile(r"<\|box_start\|>(.*?)<\|box_end\|>|<box>(.*?)</box>", re.S)
-_PAIRS = re.compile(rf"\(\s*{_NUM}\s*,\s*{_NUM}\s*\)(?:\s*,\s*\(\s*{_NUM}\s*,\s*{_NUM}\s*\))?")
+_BOX_PAIRS = re.compile(rf"\(\s*{_NUM}\s*,\s*{_NUM}\s*\)\s*,\s*\(\s*{_NUM}\s*,\s*{_NUM}\s*\)")
 
 
 def _centre(nums, where: str) -> tuple[float, float]:
@@ -238,7 +239,9 @@ def find_point(text: str, family: str, canvas=None) -> tuple[float, float]:
         hit = _point_in_pairs(m.group(1) if m.group(1) is not None else m.group(2))
         if hit is not None:
             return to_norm(hit, family, canvas)
-    m = _PAIRS.search(text)
-    if m is not None:
-        return to_norm(_point_in_pairs(m.group(0)), family, canvas)
+    pairs = _PAIR.findall(text)
+    if len(pairs) == 1 or (len(pairs) == 2 and _BOX_PAIRS.search(text)):
+        return to_norm(_point_in_pairs(text), family, canvas)
+    if pairs:
+        raise ParseError(f"{len(pairs)} (x,y) pairs that are neither one point nor one box: {text[:120]!r}")
     raise ParseError(f"no point found in output {text[:120]!r}")
