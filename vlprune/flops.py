@@ -68,10 +68,13 @@ class ImageTokens:
         indices in raster order of the ``(t, h/merge, w/merge)`` merged grid (PixelPrune §3.2). Indices
         make Qwen2.5-VL's windowed attention exact; a bare count spreads the kept blocks evenly over frames
         and windows (stated in :attr:`Estimate.notes`).
+    llm_kept: visual tokens of this image that enter the LLM when a post-ViT method dropped some of the
+        ViT's output tokens (DivPrune); ``None``: every block that went through the ViT.
     """
 
     grid_thw: tuple[int, int, int]
     kept: int | Sequence[int] | np.ndarray | None = None
+    llm_kept: int | None = None
 
     def __post_init__(self):
         g = tuple(int(x) for x in self.grid_thw)
@@ -85,6 +88,8 @@ class ImageTokens:
             object.__setattr__(self, "kept", idx)
         elif self.kept is not None and int(self.kept) < 0:
             raise ValueError(f"ImageTokens.kept must be >= 0, got {self.kept}")
+        if self.llm_kept is not None and int(self.llm_kept) < 0:
+            raise ValueError(f"ImageTokens.llm_kept must be >= 0, got {self.llm_kept}")
 
 
 @dataclass(frozen=True)
@@ -94,10 +99,13 @@ class LLMPrune:
     layer: the first decoder layer that sees the pruned sequence; layers ``0 .. layer-1`` run on all visual
         tokens (a method that scores at 0-based layer ``k`` and drops right after it passes ``layer=k+1``).
     kept_visual: visual tokens left in the sequence from ``layer`` on (all images together).
+    query_rows: attention rows recomputed at layer ``layer - 1`` to score the tokens (FastV: 1; SSP: the
+        text after the current screenshot): q for those rows, k for every token, ``q k^T`` (``llm_scoring``).
     """
 
     layer: int
     kept_visual: int
+    query_rows: int = 0
 
 
 @dataclass(frozen=True)
@@ -272,6 +280,7 @@ class FlopsBreakdown:
     llm_linear: int = 0
     llm_attn: int = 0
     llm_state: int = 0
+    llm_scoring: int = 0
     lm_head: int = 0
 
     @property
@@ -280,7 +289,7 @@ class FlopsBreakdown:
 
     @property
     def llm(self) -> int:
-        return self.llm_linear + self.llm_attn + self.llm_state
+        return self.llm_linear + self.llm_attn + self.llm_state + self.llm_scoring
 
     @property
     def total(self) -> int:
@@ -414,7 +423,24 @@ def _vision_flops(vs: VisionShape, images: Sequence[ImageTokens]) -> tuple[Flops
 
 
 def _visual_counts(prompt: Prompt, vs: VisionShape) -> list[int]:
-    return [int(_frame_counts(im, vs.merge)[0].sum()) for im in prompt.images]
+    """Visual tokens of each image that enter the LLM."""
+    out = []
+    for im in prompt.images:
+        vit = int(_frame_counts(im, vs.merge)[0].sum())
+        if im.llm_kept is not None and int(im.llm_kept) > vit:
+            raise ValueError(f"ImageTokens.llm_kept = {im.llm_kept} exceeds the {vit} blocks that went through the ViT")
+        out.append(vit if im.llm_kept is None else int(im.llm_kept))
+    return out
+
+
+def _scoring_flops(ts: TextShape, prompt: Prompt, tokens: Sequence[int]) -> FlopsBreakdown:
+    """Attention rows recomputed at layer ``K - 1`` for ``query_rows`` queries (q and k projections, q k^T)."""
+    lp = prompt.llm_prune
+    if lp is None or not int(lp.query_rows):
+        return FlopsBreakdown()
+    q, n = int(lp.query_rows), tokens[int(lp.layer) - 1]
+    proj = _lin(q, ts.hidden, ts.q_gate * ts.heads * ts.head_dim) + _lin(n, ts.hidden, ts.kv_heads * ts.head_dim)
+    return FlopsBreakdown(llm_scoring=proj + 2 * ts.heads * ts.head_dim * q * n)
 
 
 def _layer_tokens(ts: TextShape, prompt: Prompt, visual: int) -> tuple[int, ...]:
@@ -429,6 +455,8 @@ def _layer_tokens(ts: TextShape, prompt: Prompt, visual: int) -> tuple[int, ...]
         raise ValueError(f"LLMPrune.layer = {lp.layer} must be in [0, {ts.layers}] (the model has {ts.layers} layers)")
     if not 0 <= int(lp.kept_visual) <= visual:
         raise ValueError(f"LLMPrune.kept_visual = {lp.kept_visual} must be in [0, {visual}] (visual tokens entering the LLM)")
+    if int(lp.query_rows) and not 1 <= int(lp.layer):
+        raise ValueError("LLMPrune.query_rows needs layer >= 1 (scores come from layer - 1)")
     m = int(prompt.text_tokens) + int(lp.kept_visual)
     return tuple(n if i < lp.layer else m for i in range(ts.layers))
 
@@ -505,7 +533,7 @@ def prefill_flops(config, prompt: Prompt, *, logits_to_keep: int = 1, count_mask
     vs, ts = _check_config_prompt(config, prompt)
     vit, _, _, _ = _vision_flops(vs, prompt.images)
     tokens = _layer_tokens(ts, prompt, sum(_visual_counts(prompt, vs)))
-    llm = _llm_flops(ts, tokens, (0,) * ts.layers, count_masked)
+    llm = _llm_flops(ts, tokens, (0,) * ts.layers, count_masked) + _scoring_flops(ts, prompt, tokens)
     if int(logits_to_keep) < 0:
         raise ValueError(f"logits_to_keep must be >= 0, got {logits_to_keep}")
     n_logits = tokens[-1] if int(logits_to_keep) == 0 else min(int(logits_to_keep), tokens[-1])
@@ -572,7 +600,7 @@ def estimate(
     for s in range(int(decode_tokens)):
         dec = dec + decode_flops(config, prompt, step=s, count_masked=count_masked)
     kv = kv_cache_bytes(config, prompt, dtype=dtype, state_dtype=state_dtype)
-    return Estimate(pre, dec, kv, patches, blocks, kv.tokens_per_layer, tuple(notes))
+    return Estimate(pre, dec, kv, patches, sum(_visual_counts(prompt, vs)), kv.tokens_per_layer, tuple(notes))
 
 
 def image_tokens_for_size(

@@ -1,6 +1,22 @@
 """Built-in methods; importing this package registers them."""
 
-from vlprune.methods import baselines, pixelprune  # noqa: F401
-from vlprune.methods.base import Method, PreViTMethod, create_method, list_methods, register_method
+from vlprune.methods import baselines, pixelprune, token_methods  # noqa: F401
+from vlprune.methods.base import (
+    STAGES,
+    ImageContext,
+    InputMethod,
+    LLMMethod,
+    LLMRow,
+    Method,
+    PostViTMethod,
+    PreViTMethod,
+    create_method,
+    keep_count,
+    list_methods,
+    register_method,
+)
 
-__all__ = ["Method", "PreViTMethod", "create_method", "list_methods", "register_method"]
+__all__ = [
+    "STAGES", "ImageContext", "InputMethod", "LLMMethod", "LLMRow", "Method", "PostViTMethod", "PreViTMethod",
+    "create_method", "keep_count", "list_methods", "register_method",
+]

@@ -1,13 +1,18 @@
-"""Method base classes and the name registry (timm-style ``register``/``create``/``list``).
+"""Method base classes, one per pipeline stage, and the name registry (timm-style register/create/list).
 
-A method is a ``@dataclass`` with validated fields and one small hook for the stage where it acts:
+Stages, in the order a pipeline runs them (:data:`STAGES`):
 
-* ``pre_vit``  -- :meth:`PreViTMethod.select` picks kept blocks from a :class:`~vlprune.grid.BlockGrid`
-  before the vision encoder (PixelPrune, Random, ConnComp, Uniform, Resize, Full).
-* later stages (``post_vit``, ``llm``, ``input``) get their own base class next to this one.
+* ``input``    -- :class:`InputMethod` resizes a sample's images before the vision encoder (TAR).
+* ``pre_vit``  -- :class:`PreViTMethod` picks the blocks (2x2 ViT patches = one LLM token) that enter the
+  vision encoder (PixelPrune, Random, ConnComp, Uniform, Resize, Full).
+* ``post_vit`` -- :class:`PostViTMethod` picks among each image's vision-encoder output tokens (DivPrune).
+* ``llm``      -- :class:`LLMMethod` drops visual tokens inside the LLM from decoder layer ``K`` on, scored
+  by the hidden states / attention at layer ``K - 1`` (FastV, GUIPruner SSP).
 
-Adding a method = one dataclass with ``@register_method("name")`` (+ its pure selection function
-and a test row if it needs one): the shared test matrix picks it up from :func:`list_methods`.
+A method is a ``@dataclass`` with validated fields and one small method for its stage; it sees the data
+it selects on plus an :class:`ImageContext` and returns indices (or scores). The runtime
+(:mod:`vlprune.runtime`) owns tensors, hooks and bookkeeping. Adding a method = one dataclass with
+``@register_method("name")``; the shared test matrix picks it up from :func:`list_methods`.
 """
 
 from __future__ import annotations
@@ -18,10 +23,16 @@ from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
 
+from vlprune.methods import options as opt
 from vlprune.selection import Selection
 
 if TYPE_CHECKING:
+    import torch
+
     from vlprune.grid import BlockGrid
+
+#: Pipeline stages in execution order (the one place they are spelled).
+STAGES = ("input", "pre_vit", "post_vit", "llm")
 
 _REGISTRY: dict[str, type["Method"]] = {}
 
@@ -32,6 +43,8 @@ def register_method(name: str):
     def deco(cls):
         if name in _REGISTRY and _REGISTRY[name] is not cls:
             raise ValueError(f"method name {name!r} is already registered by {_REGISTRY[name].__name__}")
+        if cls.stage not in STAGES:
+            raise ValueError(f"method {name!r}: stage {cls.stage!r} is not one of {STAGES}")
         cls.name = name
         _REGISTRY[name] = cls
         return cls
@@ -45,8 +58,10 @@ def _ensure_builtin_methods() -> None:
 
 
 def list_methods(stage: str | None = None) -> list[str]:
-    """Names of registered methods, optionally only those of one ``stage``."""
+    """Names of registered methods, optionally only those of one ``stage`` (see :data:`STAGES`)."""
     _ensure_builtin_methods()
+    if stage is not None and stage not in STAGES:
+        raise ValueError(f"unknown stage {stage!r}; expected one of: {', '.join(STAGES)}")
     return sorted(n for n, c in _REGISTRY.items() if stage is None or c.stage == stage)
 
 
@@ -57,16 +72,57 @@ def get_method_class(name: str) -> type["Method"]:
     return _REGISTRY[name]
 
 
+def method_options(name: str) -> list[str]:
+    """Option (field) names of a registered method."""
+    return [f.name for f in fields(get_method_class(name))]
+
+
 def create_method(name: str, **options) -> "Method":
     """Instantiate a registered method; unknown options raise a ``TypeError`` naming them."""
     cls = get_method_class(name)
-    known = {f.name for f in fields(cls)}
+    known = set(method_options(name))
     unknown = sorted(set(options) - known)
     if unknown:
         raise TypeError(
             f"method {name!r} has no option(s) {', '.join(unknown)}; its options are: {', '.join(sorted(known)) or 'none'}"
         )
     return cls(**options)
+
+
+def keep_count(n: int, retain: float) -> int:
+    """Tokens kept of ``n`` at share ``retain`` in (0, 1]: ``max(1, floor(retain * n + 0.5))``
+    (half rounds up, never zero, ``retain = 1`` keeps all ``n``)."""
+    return max(1, min(n, int(np.floor(retain * n + 0.5))))
+
+
+@dataclass
+class ImageContext:
+    """What a method knows about one image of the batch.
+
+    image:    index in the batch (processor order); sample: its batch row; order: its 0-based order among
+              that sample's images; n_images: images in that sample (the last one is the current
+              screenshot of an agent prompt).
+    grid:     the image's block grid as the vision encoder receives it (after the input stage).
+    kept:     (n,) sorted block indices (raster order of ``grid.shape``) still present when the stage runs;
+              the tokens a post-ViT / LLM method sees are these blocks, in this order.
+    """
+
+    image: int
+    sample: int
+    order: int
+    n_images: int
+    grid: "BlockGrid"
+    kept: np.ndarray
+
+    @property
+    def is_last(self) -> bool:
+        return self.order == self.n_images - 1
+
+    @property
+    def positions(self) -> np.ndarray:
+        """(n, 2) (row, col) of the present tokens on the block grid."""
+        gw = self.grid.shape[1]
+        return np.stack([self.kept // gw, self.kept % gw], axis=1)
 
 
 @dataclass
@@ -76,12 +132,35 @@ class Method:
     name: ClassVar[str] = "?"
     stage: ClassVar[str] = "?"
 
+    def __post_init__(self):
+        """Validate options (subclasses call ``super().__post_init__()``)."""
+
+    def describe(self) -> str:
+        """``name(option=value, ...)`` for stats, tables and logs."""
+        args = ", ".join(f"{f.name}={getattr(self, f.name)!r}" for f in fields(self) if f.repr)
+        return f"{self.name}({args})"
+
+
+@dataclass
+class InputMethod(Method):
+    """Resizes a sample's images before the vision encoder (GUIPruner TAR).
+
+    :meth:`sizes` sees every image of one sample at once (budgets span frames) and returns, per image,
+    the new (height, width) in pixels (multiples of the family's block) or ``None`` to leave it.
+    """
+
+    stage: ClassVar[str] = "input"
+
+    def sizes(self, images: list[ImageContext]) -> list[tuple[int, int] | None]:
+        raise NotImplementedError
+
 
 @dataclass
 class PreViTMethod(Method):
     """Selects which blocks (= LLM tokens, 2x2 ViT patches each) enter the vision encoder.
 
     Subclasses implement :meth:`select`; calling the method wraps it with timing and checks.
+    Methods that need to know where the image sits in its sample override :meth:`select_in_context`.
     """
 
     stage: ClassVar[str] = "pre_vit"
@@ -90,12 +169,103 @@ class PreViTMethod(Method):
         """Return sorted kept block indices (raster order of the ``grid.shape`` grid), or a Selection."""
         raise NotImplementedError
 
-    def __call__(self, grid: "BlockGrid") -> Selection:
+    def select_in_context(self, grid: "BlockGrid", ctx: ImageContext | None) -> np.ndarray | Selection:
+        return self.select(grid)
+
+    def __call__(self, grid: "BlockGrid", ctx: ImageContext | None = None) -> Selection:
         t0 = time.perf_counter()
-        out = self.select(grid)
+        out = self.select_in_context(grid, ctx)
         ms = (time.perf_counter() - t0) * 1e3
         sel = out if isinstance(out, Selection) else Selection(kept=np.asarray(out, dtype=np.int64), grid=grid.shape)
         sel.selector_ms = ms
         sel.method = self.name
         sel.validate()
         return sel
+
+
+@dataclass
+class TokenBudget:
+    """Mixin of token-level methods with a budget: keep ``retain`` of the stage's incoming visual tokens
+    of each image (``retain = 1`` keeps everything). Owns the shared top-k."""
+
+    retain: float = 0.5
+
+    def __post_init__(self):
+        super().__post_init__()
+        self.retain = opt.fraction("retain", self.retain)
+
+    def budget(self, n: int) -> int:
+        return keep_count(n, self.retain)
+
+    def top(self, scores: "torch.Tensor") -> "torch.Tensor":
+        """Sorted indices of the ``budget(n)`` highest scores (ties: lower index first). scores: (n,)."""
+        import torch
+
+        n = scores.shape[0]
+        k = self.budget(n)
+        if k >= n:
+            return torch.arange(n, device=scores.device)
+        order = torch.sort(scores.float(), descending=True, stable=True).indices
+        return torch.sort(order[:k]).values
+
+
+@dataclass
+class PostViTMethod(Method):
+    """Selects among one image's vision-encoder output tokens (merger output, one per block that entered
+    the ViT). :meth:`select` returns sorted local indices into ``features``; DeepStack features follow."""
+
+    stage: ClassVar[str] = "post_vit"
+
+    def select(self, features: "torch.Tensor", ctx: ImageContext) -> "torch.Tensor | np.ndarray":
+        """features: (n, D) float; returns kept local indices (sorted, unique, in [0, n))."""
+        raise NotImplementedError
+
+
+@dataclass
+class LLMRow:
+    """One batch row of the LLM sequence at the scoring layer (columns of the pre-LLM-prune sequence).
+
+    images: per image of the row, its (start, end) column span (kept visual tokens, in order);
+    first / last: the first and last non-padding columns.
+    """
+
+    sample: int
+    images: list[tuple[int, int]]
+    first: int
+    last: int
+
+
+@dataclass
+class LLMMethod(Method):
+    """Drops visual tokens inside the LLM: decoder layers ``0 .. K-1`` run on the whole sequence, layers
+    ``K ..`` on the kept tokens only (their KV cache too); scores come from layer ``K - 1``.
+
+    layer: K (0-based), or None for the family's default (2; the first valid K on hybrid models whose
+    layer K - 1 must be an attention layer). :meth:`queries` names the query columns whose attention rows
+    the method needs at layer ``K - 1`` (computed for those rows only); :meth:`select` picks per image.
+    """
+
+    stage: ClassVar[str] = "llm"
+    #: the K used when ``layer`` is None, where the model allows it
+    default_layer: ClassVar[int] = 2
+
+    layer: int | None = None
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.layer is not None:
+            self.layer = opt.integer("layer", self.layer, minimum=1)
+
+    def acts_on(self, ctx: ImageContext) -> bool:
+        """Whether this method prunes that image (others keep all their tokens)."""
+        return True
+
+    def queries(self, row: LLMRow) -> list[int]:
+        """Columns of ``row`` whose attention rows at layer K - 1 are needed ([] for none)."""
+        return []
+
+    def select(self, ctx: ImageContext, scores: "torch.Tensor | None", hidden: "torch.Tensor") -> "torch.Tensor":
+        """scores: (n,) attention the image's n tokens receive (mean over heads and query rows) or None
+        when no queries were asked; hidden: (n, D) the layer-K input at those tokens. Returns sorted
+        kept local indices."""
+        raise NotImplementedError

@@ -136,12 +136,40 @@ class FamilyAdapter:
     def video_token_id(self) -> int:
         return int(self.config.video_token_id)
 
+    @property
+    def attn_implementation(self) -> str:
+        """The attention implementation the decoder runs (``sdpa``, ``eager``, ``flash_attention_2`` ...)."""
+        return str(getattr(self.config.get_text_config(), "_attn_implementation", None) or "")
+
     def language_model(self) -> torch.nn.Module:
         """The decoder stack (for in-LLM methods pruning from layer K on)."""
         return self.inner.language_model
 
     def decoder_layers(self) -> torch.nn.ModuleList:
         return self.inner.language_model.layers
+
+    def layer_types(self) -> list[str]:
+        """Per decoder layer: ``full_attention``, ``sliding_attention`` or ``linear_attention``."""
+        tc = self.config.get_text_config()
+        n = len(self.decoder_layers())
+        types = list(getattr(tc, "layer_types", None) or ["full_attention"] * n)
+        if len(types) != n:
+            raise ValueError(f"config.layer_types has {len(types)} entries for {n} decoder layers")
+        return types
+
+    def attention_module(self, layer: int) -> torch.nn.Module:
+        """The self-attention module of decoder layer ``layer`` (where attention rows are recomputed)."""
+        attn = getattr(self.decoder_layers()[layer], "self_attn", None)
+        if attn is None:
+            raise ValueError(f"decoder layer {layer} has no self-attention module")
+        return attn
+
+    #: the attention's q_proj emits [query, gate] per head (Qwen3.5)
+    query_gate: ClassVar[bool] = False
+
+    def deepstack_layers(self) -> int:
+        """Decoder layers after which DeepStack visual features are added (Qwen3-VL)."""
+        return len(getattr(self.config.vision_config, "deepstack_visual_indexes", None) or ())
 
     def check_processor(self, processor) -> None:
         """ValueError if the processor's patch/merge/temporal size or image token disagree with the model."""

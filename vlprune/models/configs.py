@@ -3,7 +3,7 @@ from :mod:`vlprune.shapes` (the one table of released architectures).
 
 ``build_config(family, shape)`` returns a transformers config; ``build_model(...)`` instantiates the
 ``*ForConditionalGeneration`` class with random weights. ``shape="tiny"`` keeps every family at
-hidden 32-64, 2 ViT blocks and 2 LLM layers (reduced depth optional via ``text_layers`` /
+hidden 32-64, 2 ViT blocks and 4 LLM layers (Qwen3.5: 5, linear / full mixed) (reduced depth optional via ``text_layers`` /
 ``vision_layers``).
 """
 
@@ -26,7 +26,7 @@ TINY_PAD = 95
 
 def _tiny(model_type: str) -> Shape:
     common_text = dict(
-        vocab_size=TINY_VOCAB, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+        vocab_size=TINY_VOCAB, hidden_size=32, intermediate_size=64, num_hidden_layers=4,
         num_attention_heads=2, num_key_value_heads=1, max_position_embeddings=4096,
         bos_token_id=TINY_EOS, eos_token_id=TINY_EOS, pad_token_id=TINY_PAD,
     )
@@ -49,10 +49,13 @@ def _tiny(model_type: str) -> Shape:
                                      "mrope_interleaved": True})
         vision = dict(depth=2, hidden_size=32, intermediate_size=64, num_heads=2, patch_size=16,
                       spatial_merge_size=2, temporal_patch_size=2, out_hidden_size=32,
-                      num_position_embeddings=64, deepstack_visual_indexes=[0])
+                      num_position_embeddings=64, deepstack_visual_indexes=[0, 1])
         return Shape("qwen3-vl-tiny", model_type, vision, text, top)
     if model_type == "qwen3_5":
-        text = dict(common_text, head_dim=32, layer_types=["linear_attention", "full_attention"],
+        # scoring layer K - 1 must be full attention: valid K = 3 only; layers >= K mix linear and full
+        text = dict(common_text, head_dim=32, num_hidden_layers=5,
+                    layer_types=["linear_attention", "linear_attention", "full_attention", "linear_attention",
+                                 "full_attention"],
                     linear_conv_kernel_dim=4, linear_key_head_dim=8, linear_value_head_dim=8,
                     linear_num_key_heads=2, linear_num_value_heads=2,
                     rope_parameters={"rope_type": "default", "rope_theta": 10000.0, "mrope_section": [4, 2, 2],

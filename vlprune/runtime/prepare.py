@@ -1,0 +1,271 @@
+"""One call's preparation: input and pre-ViT selection, the pruned vision encoder, post-ViT selection,
+then the LLM sequence plan (PixelPrune §3.2.3: kept tokens keep their unpruned positions).
+
+Order: grids from ``pixel_values`` -> ``input`` stage (resize per sample) -> ``pre_vit`` (blocks that enter
+the ViT) -> the family's vision tower on those patch rows only -> ``post_vit`` (tokens that enter the LLM,
+DeepStack features follow) -> :func:`~vlprune.models.sequence.build_sequence_plan`. Raises ``ValueError``
+on inputs it cannot prune exactly, before any model compute.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from PIL import Image
+
+from vlprune.grid import BlockGrid
+from vlprune.methods.base import ImageContext
+from vlprune.models.base import FamilyAdapter, patch_rows, patchify
+from vlprune.models.sequence import ImageSpan, SequencePlan, build_sequence_plan, image_token_spans
+from vlprune.runtime.pipeline import Pipeline
+from vlprune.runtime.stats import CallStats, ImageStats
+from vlprune.selection import Selection
+
+
+@dataclass
+class Prepared:
+    """What one call turns into: kwargs for the unmodified model plus the bookkeeping behind them.
+
+    vit_rows: (N_kept,) rows of the (virtual, after any resize) ``pixel_values`` the ViT received;
+    spans: per image, its run of kept tokens in ``plan.input_ids`` (what the llm stage prunes).
+    """
+
+    kwargs: dict
+    plan: SequencePlan
+    stats: CallStats
+    selections: list[Selection]
+    vit_rows: torch.Tensor
+    vision_kwargs: dict
+    contexts: list[ImageContext] = field(default_factory=list)
+    spans: list[ImageSpan] = field(default_factory=list)
+
+
+@dataclass
+class _Image:
+    """Per-image working state while a call is prepared."""
+
+    ctx: ImageContext
+    span: ImageSpan
+    source: tuple[torch.Tensor, int]  # (pixel rows, first row of this image)
+    thw: tuple[int, int, int]
+    tokens: dict[str, int]
+    stage_ms: dict[str, float] = field(default_factory=dict)
+    resized: tuple[int, int] | None = None
+    selection: Selection | None = None
+
+
+def check_inputs(ad: FamilyAdapter, input_ids, pixel_values, image_grid_thw) -> torch.Tensor:
+    """Validate a processor batch against the model; returns ``image_grid_thw`` on the CPU as int64."""
+    if input_ids is None:
+        raise ValueError("pruning needs input_ids (inputs_embeds alone cannot be pruned)")
+    if image_grid_thw is None:
+        raise ValueError("pixel_values were given without image_grid_thw")
+    if pixel_values.ndim != 2 or pixel_values.shape[-1] != ad.row_dim:
+        raise ValueError(
+            f"pixel_values rows have {tuple(pixel_values.shape)[1:]} values; the model's vision tower expects "
+            f"{ad.row_dim} (3 x temporal {ad.spec.temporal_patch_size} x patch {ad.spec.patch_size}^2): "
+            f"processor and model disagree on the patch size"
+        )
+    thw = image_grid_thw.detach().cpu().long()
+    m = ad.merge
+    if (thw[:, 0] != 1).any():
+        raise ValueError(f"image grids must have t=1, got {thw.tolist()}")
+    if (thw[:, 1] % m).any() or (thw[:, 2] % m).any():
+        raise ValueError(f"image grids {thw.tolist()} are not divisible by the model's merge size {m}: "
+                         f"processor and model disagree on the merge size")
+    n_rows = int(thw.prod(-1).sum())
+    if n_rows != pixel_values.shape[0]:
+        raise ValueError(f"pixel_values has {pixel_values.shape[0]} rows, image_grid_thw {thw.tolist()} "
+                         f"describes {n_rows}")
+    return thw
+
+
+class Preparer:
+    """Runs the stages before the LLM for one model (one adapter, one pipeline)."""
+
+    def __init__(self, adapter: FamilyAdapter, pipeline: Pipeline, mean=None, std=None, sync_cuda: bool = False):
+        self.ad = adapter
+        self.pipeline = pipeline
+        self.mean, self.std = mean, std
+        self.sync_cuda = sync_cuda
+
+    def __call__(self, *, input_ids=None, attention_mask=None, mm_token_type_ids=None, pixel_values=None,
+                 image_grid_thw=None, pixel_values_videos=None, video_grid_thw=None, entry: str = "forward",
+                 **extra) -> Prepared:
+        t0 = time.perf_counter()
+        ad = self.ad
+        thw = check_inputs(ad, input_ids, pixel_values, image_grid_thw)
+        m = ad.merge
+        counts = (thw.prod(-1) // (m * m)).tolist()
+        spans = image_token_spans(input_ids, ad.image_token_id, counts, attention_mask)
+        if mm_token_type_ids is None:
+            mm_token_type_ids = (input_ids == ad.image_token_id).int() + 2 * (input_ids == ad.video_token_id).int()
+        grids = BlockGrid.from_pixel_values(pixel_values, thw, ad.spec, self.mean, self.std)
+        images = self._images(grids, spans, pixel_values, thw)
+        self._input_stage(images)
+        self._pre_vit_stage(images, pixel_values)
+        pixel_rows, vit_rows, vthw = self._vit_rows(images, image_grid_thw)
+        vkw = ad.vision_kwargs(vthw, vit_rows, [im.ctx.kept for im in images])
+        t1 = time.perf_counter()
+        self._sync()
+        enc = ad.encode_images(pixel_rows, vthw, dict(vkw), [len(im.ctx.kept) for im in images])
+        mm_out = {"image": enc}
+        n_vid = 0
+        if pixel_values_videos is not None:  # videos pass through: the model's own encoder on all patches
+            mm_out["video"] = ad.inner.get_video_features(pixel_values_videos, video_grid_thw, return_dict=True)
+            n_vid = int(video_grid_thw.shape[0])
+        self._sync()
+        t2 = time.perf_counter()
+        vit_blocks = [im.ctx.kept for im in images]
+        self._post_vit_stage(images, enc)
+
+        rope_extra = {k: extra[k] for k in ad.rope_extra_keys if extra.get(k) is not None}
+
+        def rope_fn(ids, mm, am):
+            return ad.rope_index(ids, mm, am, vthw, video_grid_thw, rope_extra)
+
+        kept = [im.ctx.kept for im in images]
+        new_counts = [int(t * h * w) // (m * m) for t, h, w in (im.thw for im in images)]
+        plan = build_sequence_plan(input_ids, attention_mask, mm_token_type_ids, spans, kept, rope_fn,
+                                   ad.image_token_id, self._pad_id(input_ids, attention_mask), new_counts)
+        plan_spans = image_token_spans(plan.input_ids, ad.image_token_id, [len(k) for k in kept],
+                                       plan.attention_mask)
+        t3 = time.perf_counter()
+        stats = [
+            ImageStats(im.ctx.image, im.ctx.sample, im.ctx.order, tuple(grids[i].shape), dict(im.tokens),
+                       self.pipeline.name, tuple(im.thw), vit_blocks[i], im.ctx.kept, len(im.ctx.kept),
+                       im.resized, dict(im.stage_ms))
+            for i, im in enumerate(images)
+        ]
+        valid = plan.attention_mask.bool() if plan.attention_mask is not None else torch.ones_like(plan.input_ids, dtype=torch.bool)
+        text = (valid & (plan.input_ids != ad.image_token_id)).sum(1).tolist()
+        call = CallStats(entry, stats, (t1 - t0) * 1e3, (t2 - t1) * 1e3, (t3 - t2) * 1e3, 0.0, n_vid,
+                         int(input_ids.shape[1]), int(plan.input_ids.shape[1]), int(plan.input_ids.shape[1]),
+                         text_tokens=[int(x) for x in text], attn_implementation=ad.attn_implementation)
+        kwargs = {
+            "input_ids": plan.input_ids,
+            "attention_mask": plan.attention_mask,
+            "mm_token_type_ids": plan.mm_token_type_ids,
+            "mm_encoder_outputs": mm_out,
+        }
+        sels = [im.selection for im in images]
+        return Prepared(kwargs, plan, call, sels, vit_rows, vkw, [im.ctx for im in images], plan_spans)
+
+    # ------------------------------------------------------------------ stages
+    def _images(self, grids, spans, pixel_values, thw) -> list[_Image]:
+        per_row: dict[int, int] = {}
+        for s in spans:
+            per_row[s.row] = per_row.get(s.row, 0) + 1
+        seen: dict[int, int] = {}
+        out, off = [], 0
+        for i, (g, s) in enumerate(zip(grids, spans)):
+            order = seen.get(s.row, 0)
+            seen[s.row] = order + 1
+            ctx = ImageContext(i, s.row, order, per_row[s.row], g, np.arange(g.n_blocks, dtype=np.int64))
+            out.append(_Image(ctx, s, (pixel_values, off), tuple(thw[i].tolist()), {"raw": g.n_blocks}))
+            off += int(thw[i].prod())
+        return out
+
+    def _input_stage(self, images: list[_Image]) -> None:
+        method = self.pipeline.get("input")
+        if method is None:
+            return
+        by_row: dict[int, list[_Image]] = {}
+        for im in images:
+            by_row.setdefault(im.ctx.sample, []).append(im)
+        for row_images in by_row.values():
+            t0 = time.perf_counter()
+            sizes = method.sizes([im.ctx for im in row_images])
+            ms = (time.perf_counter() - t0) * 1e3 / len(row_images)
+            if len(sizes) != len(row_images):
+                raise ValueError(f"method {method.name!r} returned {len(sizes)} sizes for {len(row_images)} images")
+            for im, size in zip(row_images, sizes):
+                if size is not None and tuple(size) != tuple(im.ctx.grid.size):
+                    self._resize(im, size, method.name)
+                im.tokens["input"] = im.ctx.grid.n_blocks
+                im.stage_ms["input"] = ms
+
+    def _pre_vit_stage(self, images: list[_Image], pixel_values) -> None:
+        method = self.pipeline.get("pre_vit")
+        for im in images:
+            if method is None:
+                continue
+            sel = method(im.ctx.grid, im.ctx)
+            im.stage_ms["pre_vit"] = sel.selector_ms
+            if sel.resized is not None:
+                self._resize(im, sel.resized, sel.method)
+                if tuple(im.ctx.grid.shape) != tuple(sel.grid):
+                    raise ValueError(f"method {sel.method!r}: resized grid {sel.grid} does not match {sel.resized} px")
+            elif tuple(sel.grid) != im.ctx.grid.shape:
+                raise ValueError(f"method {sel.method!r} returned grid {sel.grid} for a {im.ctx.grid.shape} image")
+            im.ctx.kept = np.asarray(sel.kept, dtype=np.int64)
+            im.selection = sel
+            im.tokens["pre_vit"] = len(im.ctx.kept)
+
+    def _post_vit_stage(self, images: list[_Image], enc) -> None:
+        method = self.pipeline.get("post_vit")
+        if method is None:
+            return
+        pooled = list(enc.pooler_output)
+        deep = [list(f) for f in getattr(enc, "deepstack_features", None) or []] if self.ad.deepstack else []
+        for i, im in enumerate(images):
+            t0 = time.perf_counter()
+            local = method.select(pooled[i], im.ctx)
+            local = torch.as_tensor(np.asarray(local.cpu() if torch.is_tensor(local) else local), dtype=torch.int64)
+            n = pooled[i].shape[0]
+            if local.ndim != 1 or local.numel() == 0 or int(local.min()) < 0 or int(local.max()) >= n or (
+                local.numel() > 1 and not bool((local[1:] > local[:-1]).all())):
+                raise ValueError(f"method {method.name!r} must return sorted, unique indices in [0, {n}) "
+                                 f"(at least one), got {local.tolist()[:8]}...")
+            idx = local.to(pooled[i].device)
+            pooled[i] = pooled[i][idx]
+            for f in deep:
+                f[i] = f[i][idx.to(f[i].device)]
+            im.ctx.kept = im.ctx.kept[local.numpy()]
+            im.tokens["post_vit"] = len(im.ctx.kept)
+            im.stage_ms["post_vit"] = (time.perf_counter() - t0) * 1e3
+        enc.pooler_output = tuple(pooled)
+        if deep:
+            enc.deepstack_features = [tuple(f) for f in deep]
+
+    # ------------------------------------------------------------------ helpers
+    def _resize(self, im: _Image, size: tuple[int, int], method: str) -> None:
+        """Re-patchify one image at ``size`` (H, W) px from the processor-resized pixels (bicubic)."""
+        h, w = int(size[0]), int(size[1])
+        b = self.ad.spec.block
+        if h <= 0 or w <= 0 or h % b or w % b:
+            raise ValueError(f"method {method!r}: resized size {h}x{w} px is not a positive multiple of the "
+                             f"{b}-px block")
+        img = Image.fromarray(im.ctx.grid.image()).resize((w, h), resample=Image.Resampling.BICUBIC)
+        rows, thw = patchify(np.asarray(img, dtype=np.uint8), self.ad.spec, self.mean, self.std)
+        src = im.source[0]
+        rows = rows.to(src.device, src.dtype)
+        im.source, im.thw, im.resized = (rows, 0), tuple(thw), (h, w)
+        grid = BlockGrid.from_pixel_values(rows, torch.tensor([thw]), self.ad.spec, self.mean, self.std)[0]
+        im.ctx.grid = grid
+        im.ctx.kept = np.arange(grid.n_blocks, dtype=np.int64)
+
+    def _vit_rows(self, images: list[_Image], image_grid_thw):
+        m = self.ad.merge
+        rows, vrows, voff = [], [], 0
+        for im in images:
+            src, src_off = im.source
+            local = patch_rows(im.ctx.kept, 0, m)
+            rows.append(src[(local + src_off).to(src.device)])
+            vrows.append(local + voff)
+            voff += int(np.prod(im.thw))
+        vthw = torch.tensor([im.thw for im in images], dtype=image_grid_thw.dtype, device=image_grid_thw.device)
+        return torch.cat(rows, 0), torch.cat(vrows, 0), vthw
+
+    def _pad_id(self, input_ids, attention_mask) -> int:
+        if attention_mask is not None and bool((attention_mask == 0).any()):
+            return int(input_ids[attention_mask == 0][0])
+        pad = getattr(self.ad.config.get_text_config(), "pad_token_id", None)
+        return int(pad) if pad is not None else 0
+
+    def _sync(self):
+        if self.sync_cuda and torch.cuda.is_available():
+            torch.cuda.synchronize()
