@@ -1,0 +1,173 @@
+"""Shared base of the multi-step GUI-agent benchmarks (AITW, Mind2Web, GUI-Odyssey, AndroidControl).
+
+A subclass reads its published files into :class:`Episode` records (:meth:`read_episodes`), scores one
+parsed action against a sample (:meth:`step_scores`) and aggregates (:meth:`metrics`); loading into
+per-step samples, prompting, parsing and the shared summary fields live here.
+
+Dataset options: ``history_actions`` (K) and ``history_images`` (N) for every agent dataset (defaults:
+the published evaluation's, per dataset), plus the subclass's own :attr:`Options` dataclass.
+
+Records handed to :meth:`summarize` are ``{"id", "meta", "scores", "format_error"}``; a record without
+scores (``"scores"`` empty or missing) stands for a load problem that still counts: it scores 0.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+from typing import Any, ClassVar
+
+from vlprune.eval.agent.convention import parse_action
+from vlprune.eval.agent.prompt import PromptConfig, TaskSpec, build_messages, step_views
+from vlprune.eval.agent.records import Action, Episode, Step
+from vlprune.eval.base import (
+    DatasetError,
+    EvalDataset,
+    LoadProblem,
+    LoadResult,
+    Parsed,
+    PromptContext,
+    Sample,
+)
+from vlprune.eval.coords import ParseError
+
+
+@dataclasses.dataclass(frozen=True)
+class NoOptions:
+    pass
+
+
+class AgentDataset(EvalDataset):
+    kind: ClassVar[str] = "agent"
+    #: tool-call answers with coordinates and typed text; the published command formats fit in 30-64
+    max_new_tokens: ClassVar[int] = 128
+    spec: ClassVar[TaskSpec]
+    default_prompt: ClassVar[PromptConfig] = PromptConfig()
+    Options: ClassVar[type] = NoOptions
+    #: episode meta keys copied into each sample's meta
+    episode_meta: ClassVar[tuple[str, ...]] = ()
+    #: scores of a record that has none (a counted load problem)
+    missing_scores: ClassVar[dict[str, float]] = {}
+
+    def __init__(self, history_actions: int | None = None, history_images: int | None = None, **options):
+        d = self.default_prompt
+        self.prompt = PromptConfig(d.history_actions if history_actions is None else history_actions,
+                                   d.history_images if history_images is None else history_images)
+        known = [f.name for f in dataclasses.fields(self.Options)]
+        unknown = sorted(set(options) - set(known))
+        if unknown:
+            allowed = ", ".join(["history_actions", "history_images", *known])
+            raise ValueError(f"{self.name}: unknown option(s) {', '.join(unknown)}; expected: {allowed}")
+        self.options = self.Options(**options)
+
+    # ------------------------------------------------------------------------------------------ loading
+    def read_episodes(self, path: Path) -> tuple[list[Episode], list[LoadProblem]]:
+        raise NotImplementedError
+
+    def target(self, episode: Episode, step: Step) -> dict:
+        """What the metric needs: the ground-truth action and the step's extra ground truth."""
+        return {"action": step.action.to_json(), **step.meta}
+
+    def question(self, episode: Episode, step: Step) -> str:
+        """The task text of a step's prompt (the episode goal unless the benchmark says otherwise)."""
+        return episode.goal
+
+    def sample_meta(self, episode: Episode, step: Step) -> dict:
+        meta = {"episode": episode.id, "step": step.id}
+        meta.update({k: episode.meta[k] for k in self.episode_meta if k in episode.meta})
+        return meta
+
+    def load(self, path) -> LoadResult:
+        path = Path(path)
+        if not path.exists():
+            raise DatasetError(f"{self.name}: {path} does not exist")
+        episodes, problems = self.read_episodes(path)
+        samples, seen = [], set()
+        for ep in episodes:
+            for i, view in step_views(ep, self.prompt):
+                step = ep.steps[i]
+                sid = f"{ep.id}:{step.id}"
+                if sid in seen:
+                    raise DatasetError(f"{self.name}: {path}: sample id {sid!r} occurs twice")
+                seen.add(sid)
+                meta = self.sample_meta(ep, step)
+                meta["history"] = [a.to_json() for a in view.history]
+                samples.append(Sample(sid, view.images, self.question(ep, step), self.target(ep, step), meta))
+        if not samples and not any(p.counted for p in problems):
+            detail = f" ({len(problems)} records skipped, e.g. {problems[0]})" if problems else ""
+            raise DatasetError(f"{self.name}: no steps to evaluate under {path}{detail}")
+        return LoadResult(samples, problems)
+
+    # ------------------------------------------------------------------------------------------ prompting
+    def messages(self, sample: Sample, ctx: PromptContext) -> list[dict]:
+        history: Any = sample.meta.get("history_text")
+        if history is None:
+            history = [Action.from_json(a) for a in sample.meta.get("history", [])]
+        return build_messages(sample.question, history, len(sample.images), ctx, self.spec, self.prompt,
+                              sample.meta.get("instruction"))
+
+    def parse(self, text: str, sample: Sample, ctx: PromptContext) -> Parsed:
+        try:
+            return Parsed(answer=parse_action(text, ctx.family, ctx.current_canvas).to_json())
+        except ParseError as exc:
+            return Parsed(format_error=str(exc))
+
+    # ------------------------------------------------------------------------------------------ scoring
+    def step_scores(self, pred: dict, sample: Sample) -> dict[str, float]:
+        raise NotImplementedError
+
+    def zero_scores(self, sample: Sample) -> dict[str, float]:
+        raise NotImplementedError
+
+    def score(self, parsed: Parsed, sample: Sample) -> dict[str, float]:
+        if parsed.format_error is not None or parsed.answer is None:
+            return self.zero_scores(sample)
+        return self.step_scores(parsed.answer, sample)
+
+    def metrics(self, rows: list[tuple[dict, dict]]) -> dict:
+        """Dataset metrics from (record, scores) pairs."""
+        raise NotImplementedError
+
+    def variants(self) -> dict[str, str]:
+        raise NotImplementedError
+
+    def summarize(self, records: list[dict]) -> dict:
+        rows = [(r, r.get("scores") or dict(self.missing_scores)) for r in records]
+        out = self.metrics(rows)
+        out.update({
+            "n": len(records),
+            "format_errors": sum(1 for r in records if r.get("format_error")),
+            "load_problems": sum(1 for r in records if not r.get("scores")),
+            "variants": self.variants(),
+            "prompt": dataclasses.asdict(self.prompt),
+        })
+        return out
+
+
+def episode_of(record: dict) -> str:
+    """A record's episode: its meta's, else its id up to the last ``:``."""
+    meta = record.get("meta") or {}
+    return str(meta["episode"]) if "episode" in meta else str(record["id"]).rsplit(":", 1)[0]
+
+
+def read_json(file: Path, dataset: str, kind: type, layout: str):
+    """The JSON value of ``file`` (a ``kind``), else DatasetError naming the file and the ``layout`` expected."""
+    if not file.is_file():
+        raise DatasetError(f"{dataset}: {file} not found (expected {layout})")
+    try:
+        data = json.loads(file.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise DatasetError(f"{dataset}: {file}: not JSON ({exc})") from None
+    if not isinstance(data, kind):
+        raise DatasetError(f"{dataset}: {file}: expected {layout}, got a JSON {type(data).__name__}")
+    return data
+
+
+def find_images(root: Path, probe: str, candidates: tuple[str, ...]) -> Path | None:
+    """The first of ``root/<candidate>`` folders holding ``probe`` (a relative image path), else None."""
+    for c in candidates:
+        folder = root / c if c else root
+        if (folder / probe).is_file():
+            return folder
+    return None
