@@ -161,6 +161,18 @@ def test_screenspot_bad_records(tmp_path):
     assert "'text' or 'icon'" in res.problems[0].reason and "4 numbers" in res.problems[1].reason
 
 
+def test_jsonl_bad_line_is_a_problem(tmp_path):
+    root = fx.write_chartqa(tmp_path, "jsonl")
+    with open(root / "test_augmented.jsonl", "a", encoding="utf-8") as f:
+        f.write('{"image": "x.png", "question": \n')
+        f.write('{"image": "png/two_col_1.png", "question": "q?"}\n')
+    res = create_dataset("chartqa").load(root)
+    assert len(res.samples) == 3
+    assert [(p.index, p.id) for p in res.problems] == [(1, "test_augmented:1"), (2, "test_augmented:2")]
+    assert "not valid JSON" in res.problems[0].reason
+    assert "'answer', 'label'" in res.problems[1].reason
+
+
 def test_parquet_bad_rows(tmp_path):
     import pyarrow as pa
     import pyarrow.parquet as pq
@@ -274,16 +286,19 @@ def test_screenspot_scoring_and_summary(tmp_path):
     records = run(ds, samples, outputs, ctx)
     assert [r["scores"]["correct"] for r in records] == [1.0, 0.0, 1.0, 0.0]
     assert records[1]["format_error"] and "no point" in records[1]["format_error"]
-    records.append({"id": "screenspot_web:9", "meta": {}, "scores": {}, "format_error": "image unreadable",
-                    "load_problem": True})
+    # the runner's stand-ins: a counted load problem and a sample that failed to run
+    records.append({"id": "screenspot_web:9", "meta": {"load_problem": "screenspot_web.json [record 9]: ..."},
+                    "scores": {"correct": 0.0}, "format_error": "sample failed: ...", "failed": True})
+    records.append({"id": ids["web", "text"] + "b", "meta": {"split": "web", "ui_type": "text"},
+                    "scores": {"correct": 0.0}, "format_error": "sample failed: OOM", "failed": True})
     s = ds.summarize(records)
-    assert s["overall_accuracy"] == pytest.approx(2 / 5)  # the load problem stays in the denominator
+    assert s["overall_accuracy"] == pytest.approx(2 / 6)  # problem and failure stay in the denominator
     assert s["text_accuracy"] == 0.0 and s["icon_accuracy"] == 1.0
     assert s["mobile_accuracy"] == 0.5 and s["mobile_icon_accuracy"] == 1.0 and s["mobile_text_accuracy"] == 0.0
     assert s["desktop_accuracy"] == 1.0 and s["desktop_text_accuracy"] is None and s["web_accuracy"] == 0.0
     assert s["overall_accuracy_cell_mean"] == pytest.approx((1 + 0 + 1 + 0) / 4)
-    assert (s["n"], s["format_errors"], s["load_problems"]) == (5, 1, 1)
-    assert s["format_error_rate"] == pytest.approx(1 / 5)
+    assert (s["n"], s["format_errors"], s["failed"], s["load_problems"]) == (6, 1, 1, 1)
+    assert s["format_error_rate"] == pytest.approx(1 / 6)
     assert s["variants"]["overall_accuracy"] == "micro" and s["variants"]["overall_accuracy_cell_mean"] == "cell_mean"
 
 

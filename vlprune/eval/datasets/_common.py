@@ -88,6 +88,8 @@ def _as_tuple(types) -> tuple:
 
 def first_key(rec: Any, keys: tuple[str, ...]) -> str:
     """The first of ``keys`` present in ``rec`` (alternative field names of the published ports)."""
+    if isinstance(rec, RecordError):
+        raise rec
     for k in keys:
         if isinstance(rec, dict) and rec.get(k) is not None:
             return k
@@ -238,23 +240,24 @@ def glob_one_level(folder: Path, patterns: tuple[str, ...]) -> list[Path]:
 
 # ---------------------------------------------------------------------------------------------- summaries
 def is_load_problem(rec: dict) -> bool:
-    """A record the runner wrote for a counted LoadProblem (``"load_problem": true`` on the record or
-    in its meta)."""
+    """A record standing in for a counted LoadProblem (the runner puts ``"load_problem"`` in its meta)."""
     return bool(rec.get("load_problem") or (rec.get("meta") or {}).get("load_problem"))
 
 
 def value(rec: dict, key: str) -> float:
-    """A record's score ``key``; 0 for a format error or a load problem."""
-    if rec.get("format_error") or is_load_problem(rec):
+    """A record's score ``key``; 0 for a format error, a failed sample or a load problem."""
+    if rec.get("format_error") or rec.get("failed") or is_load_problem(rec):
         return 0.0
     return float((rec.get("scores") or {})[key])
 
 
 def counts(records: list[dict]) -> dict:
-    """``n`` (records, load problems included), ``format_errors`` and ``load_problems``."""
-    problems = sum(is_load_problem(r) for r in records)
-    errors = sum(bool(r.get("format_error")) and not is_load_problem(r) for r in records)
-    return {"n": len(records), "format_errors": errors, "load_problems": problems}
+    """``n`` (every record, load problems included) and how many of them are ``format_errors``
+    (unparseable outputs), ``failed`` (samples that could not run) and ``load_problems``."""
+    problems = [is_load_problem(r) for r in records]
+    failed = [bool(r.get("failed")) and not p for r, p in zip(records, problems)]
+    errors = sum(bool(r.get("format_error")) and not f and not p for r, f, p in zip(records, failed, problems))
+    return {"n": len(records), "format_errors": errors, "failed": sum(failed), "load_problems": sum(problems)}
 
 
 # ---------------------------------------------------------------------------------------------- prompts

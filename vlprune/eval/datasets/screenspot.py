@@ -114,10 +114,10 @@ def _ui_type(rec: dict, key: str) -> str:
     return ui
 
 
-def _accuracies(records: list[dict], prefix: str = "") -> dict:
-    """``<prefix>accuracy`` / ``text_accuracy`` / ``icon_accuracy`` of ``records``, pooled."""
+def _accuracies(records: list[dict], prefix: str = "", total: str = "accuracy") -> dict:
+    """``<prefix><total>`` / ``<prefix>text_accuracy`` / ``<prefix>icon_accuracy`` of ``records``, pooled."""
     by_type = group(((r.get("meta") or {}).get("ui_type"), value(r, "correct")) for r in records)
-    out = {f"{prefix}accuracy": micro(value(r, "correct") for r in records)}
+    out = {f"{prefix}{total}": micro(value(r, "correct") for r in records)}
     out.update({f"{prefix}{t}_accuracy": micro(by_type.get(t, ())) for t in UI_TYPES})
     return out
 
@@ -128,6 +128,7 @@ class _Grounding(FileDataset):
     #: meta key of the reported groups and their names
     group_key: ClassVar[str] = "split"
     groups: ClassVar[tuple[str, ...]] = SPLITS
+    variants: ClassVar[dict] = {"overall_accuracy": "micro", "point_in_box": "inclusive edges; box answer -> centre"}
 
     def messages(self, sample: Sample, ctx: PromptContext) -> list[dict]:
         return PROMPTS[get_family(ctx.family).name](sample, ctx)
@@ -145,17 +146,13 @@ class _Grounding(FileDataset):
 
     def summarize(self, records: list[dict]) -> dict:
         c = counts(records)
-        out = _accuracies(records, "overall_")
-        out["text_accuracy"] = out.pop("overall_text_accuracy")
-        out["icon_accuracy"] = out.pop("overall_icon_accuracy")
+        out = _accuracies(records, total="overall_accuracy")
         by_group = group(((r.get("meta") or {}).get(self.group_key), r) for r in records)
         for g in self.groups:
             out.update(_accuracies(by_group.get(g, []), f"{g.lower()}_"))
         out.update(self.extra_metrics(records))
         out["format_error_rate"] = c["format_errors"] / c["n"] if c["n"] else None
         return {**out, **c, "variants": self.variants}
-
-    variants: ClassVar[dict] = {"overall_accuracy": "micro", "point_in_box": "inclusive edges; box answer -> centre"}
 
     def extra_metrics(self, records: list[dict]) -> dict:
         return {}
