@@ -78,3 +78,26 @@ def build_batch(family: str, samples: list[dict], padding_side: str = "left"):
         out["pixel_values"] = proc["pixel_values"]
         out["image_grid_thw"] = proc["image_grid_thw"]
     return out
+
+
+def model_state(model):
+    """Everything vlprune.apply could leave behind: attributes, hooks, forwards, generate, rope cache, weights."""
+    mods = dict(model.named_modules())
+    return {
+        "dict_keys": {n: sorted(m.__dict__.keys()) for n, m in mods.items()},
+        "hooks": {n: (len(m._forward_pre_hooks), len(m._forward_hooks), len(m._backward_hooks),
+                      len(m._forward_pre_hooks_with_kwargs), len(m._forward_hooks_with_kwargs)) for n, m in mods.items()},
+        "forward": {n: m.forward.__func__ for n, m in mods.items()},
+        "generate": getattr(model.generate, "__func__", None) is type(model).generate and "generate" not in model.__dict__,
+        "rope_deltas": model.model.rope_deltas,
+        "params": {k: v.clone() for k, v in model.state_dict().items()},
+    }
+
+
+def assert_same_state(a, b):
+    assert a["dict_keys"] == b["dict_keys"]
+    assert a["hooks"] == b["hooks"]
+    assert a["forward"] == b["forward"]
+    assert a["generate"] == b["generate"]
+    assert (a["rope_deltas"] is None) == (b["rope_deltas"] is None)
+    assert a["params"].keys() == b["params"].keys() and all(torch.equal(a["params"][k], b["params"][k]) for k in a["params"])

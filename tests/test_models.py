@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from model_fixtures import FAMILIES, IMG, build_batch, synthetic_image, tiny_model
+from model_fixtures import FAMILIES, IMG, assert_same_state, build_batch, model_state, synthetic_image, tiny_model
 from PIL import Image
 
 from vlprune.api import apply
@@ -402,44 +402,22 @@ def test_videos_pass_through_untouched(family):
 
 
 # ---------------------------------------------------------------- (e) clean exit
-def _state(model):
-    mods = dict(model.named_modules())
-    return {
-        "dict_keys": {n: sorted(m.__dict__.keys()) for n, m in mods.items()},
-        "hooks": {n: (len(m._forward_pre_hooks), len(m._forward_hooks), len(m._backward_hooks),
-                      len(m._forward_pre_hooks_with_kwargs), len(m._forward_hooks_with_kwargs)) for n, m in mods.items()},
-        "forward": {n: m.forward.__func__ for n, m in mods.items()},
-        "generate": getattr(model.generate, "__func__", None) is type(model).generate and "generate" not in model.__dict__,
-        "rope_deltas": model.model.rope_deltas,
-        "params": {k: v.clone() for k, v in model.state_dict().items()},
-    }
-
-
-def _assert_same(a, b):
-    assert a["dict_keys"] == b["dict_keys"]
-    assert a["hooks"] == b["hooks"]
-    assert a["forward"] == b["forward"]
-    assert a["generate"] == b["generate"]
-    assert (a["rope_deltas"] is None) == (b["rope_deltas"] is None)
-    assert a["params"].keys() == b["params"].keys() and all(torch.equal(a["params"][k], b["params"][k]) for k in a["params"])
-
-
 @pytest.mark.parametrize("family", FAMILIES)
 def test_nothing_left_after_exit(family):
     model = tiny_model(family)
     b = _mixed_batch(family)
     model.model.rope_deltas = None
-    before = _state(model)
+    before = model_state(model)
     with torch.no_grad(), apply(model, "pixelprune"):
-        inside = _state(model)
+        inside = model_state(model)
         model(**b)
         model.generate(**b, max_new_tokens=2, do_sample=False)
     assert inside["hooks"] != before["hooks"] and not inside["generate"]  # really installed
-    _assert_same(before, _state(model))
+    assert_same_state(before, model_state(model))
     with pytest.raises(RuntimeError, match="boom"):
         with apply(model, "pixelprune"):
             raise RuntimeError("boom")
-    _assert_same(before, _state(model))
+    assert_same_state(before, model_state(model))
     with torch.no_grad():  # and the model still runs unpruned
         assert model(**b).logits.shape[1] == b["input_ids"].shape[1]
 
