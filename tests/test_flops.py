@@ -275,3 +275,43 @@ def test_sliding_window_layers_decode_and_cache():
         cache = model.model.language_model(inputs_embeds=torch.randn(1, 53, 48), use_cache=True).past_key_values
     kv = sum(t.numel() * t.element_size() for layer in cache.layers for t in (layer.keys, layer.values))
     assert flops.kv_cache_bytes(cfg, prompt, dtype="float32").kv_bytes == kv
+
+
+@pytest.mark.parametrize("spec", ["fastv", "pixelprune+fastv", "divprune"])
+def test_flops_from_stats_of_a_staged_run(tiny, spec):
+    """The FLOPs model fed with what a real ``vlprune.apply`` run reports (``CallStats.flops_prompts``)
+    equals torch's FLOP counter on that very forward (ViT on the kept blocks, LLM with the in-LLM prune
+    and its attention-row scoring, lm_head). DivPrune's own pairwise-distance matmul is selection work,
+    not model work: it is counted apart and subtracted."""
+    from vlprune.api import apply
+    from vlprune.families import get_family
+
+    cfg, model = tiny
+    spec_f = get_family(cfg.model_type)
+    gh, gw = 6, 10
+    rng = np.random.default_rng(1)
+    img = np.full((gh * spec_f.block, gw * spec_f.block, 3), 235, np.uint8)
+    for i, j in zip(rng.integers(0, gh, 12), rng.integers(0, gw, 12)):
+        img[i * spec_f.block : (i + 1) * spec_f.block, j * spec_f.block : (j + 1) * spec_f.block] = rng.integers(0, 256, (spec_f.block, spec_f.block, 3))
+    from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import Qwen2VLImageProcessorPil
+
+    proc = Qwen2VLImageProcessorPil(
+        patch_size=spec_f.patch_size, merge_size=spec_f.merge_size, temporal_patch_size=spec_f.temporal_patch_size,
+        image_mean=list(spec_f.image_mean), image_std=list(spec_f.image_std),
+        size={"shortest_edge": spec_f.block**2, "longest_edge": spec_f.block**2 * 400},
+    )(images=[img], return_tensors="pt")  # fmt: skip
+    ids = [5, 6, 7, cfg.vision_start_token_id] + [cfg.image_token_id] * (gh * gw) + [cfg.vision_end_token_id, 8, 9, 10]
+    inputs = dict(input_ids=torch.tensor([ids]), attention_mask=torch.ones(1, len(ids), dtype=torch.long),
+                  pixel_values=proc["pixel_values"], image_grid_thw=proc["image_grid_thw"])  # fmt: skip
+    selection = 0
+    if spec == "divprune":
+        n = gh * gw
+        selection = 2 * n * n * flops.vision_shape(cfg).out_dim  # the cosine Gram matrix of the ViT outputs
+    with torch.no_grad(), apply(model, spec) as session, flopcount._counter() as fc:
+        model(**inputs, logits_to_keep=1)
+    (prompt,) = session.last.flops_prompts()
+    assert sum(s.tokens_after for s in session.stats) < gh * gw
+    est = flops.prefill_flops(cfg, prompt)
+    assert _rel(est.total, fc.get_total_flops() - selection) < 0.01
+    if prompt.llm_prune is not None:
+        assert est.llm_scoring > 0 and prompt.llm_prune.query_rows == 1
