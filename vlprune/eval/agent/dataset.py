@@ -7,8 +7,8 @@ per-step samples, prompting, parsing and the shared summary fields live here.
 Dataset options: ``history_actions`` (K) and ``history_images`` (N) for every agent dataset (defaults:
 the published evaluation's, per dataset), plus the subclass's own :attr:`Options` dataclass.
 
-Records handed to :meth:`summarize` are ``{"id", "meta", "scores", "format_error"}``; a record without
-scores (``"scores"`` empty or missing) stands for a load problem that still counts: it scores 0.
+Records handed to :meth:`summarize` are ``{"id", "meta", "scores", "format_error"}``; the runner's
+stand-ins for counted load problems (``meta["load_problem"]``, no target) and failed samples score 0.
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ from vlprune.eval.base import (
     Sample,
 )
 from vlprune.eval.coords import ParseError
+from vlprune.eval.datasets._common import counts, is_load_problem
 
 
 @dataclasses.dataclass(frozen=True)
@@ -121,6 +122,8 @@ class AgentDataset(EvalDataset):
         raise NotImplementedError
 
     def score(self, parsed: Parsed, sample: Sample) -> dict[str, float]:
+        if sample.target is None:  # the runner's stand-in for a counted load problem
+            return dict(self.missing_scores)
         if parsed.format_error is not None or parsed.answer is None:
             return self.zero_scores(sample)
         return self.step_scores(parsed.answer, sample)
@@ -133,15 +136,14 @@ class AgentDataset(EvalDataset):
         raise NotImplementedError
 
     def summarize(self, records: list[dict]) -> dict:
-        rows = [(r, r.get("scores") or dict(self.missing_scores)) for r in records]
+        rows = []
+        for r in records:
+            zero = is_load_problem(r) or not r.get("scores")
+            rows.append((r, dict(self.missing_scores) if zero else r["scores"]))
         out = self.metrics(rows)
-        out.update({
-            "n": len(records),
-            "format_errors": sum(1 for r in records if r.get("format_error")),
-            "load_problems": sum(1 for r in records if not r.get("scores")),
-            "variants": self.variants(),
-            "prompt": dataclasses.asdict(self.prompt),
-        })
+        out.update(counts(records))
+        out["variants"] = self.variants()
+        out["prompt"] = dataclasses.asdict(self.prompt)
         return out
 
 

@@ -6,7 +6,8 @@ History is the ground truth (teacher forcing), as in the published step-level ev
 
 Messages::
 
-    system: <task intro>  <coordinate frame>  <available actions>  <answer format>
+    system: Qwen function-calling prompt of the mobile_use / computer_use tool (task intro, tool schema
+            with the screen resolution and the actions offered) -- or, for Qwen2-VL, the same in plain text
     user:   ["Previous screenshots, oldest first:", image x N,]  "Current screenshot:", image,
             "Task: <goal>" ["Step instruction: <low-level instruction>"] "Previous actions: ..."
 
@@ -24,32 +25,40 @@ from typing import Sequence
 from vlprune.eval.agent.convention import TOOLS, action_arguments, convention_of, frame_description
 from vlprune.eval.agent.records import Action, Episode
 from vlprune.eval.base import ImageRef, PromptContext
+from vlprune.eval.coords import frame_of
+from vlprune.eval.tools import tool_system_text
 from vlprune.methods.options import choice, integer
 
-#: (mobile form, web form) of each action's argument object in the prompt's action list
-_ACTION_HELP = {
-    "click": ('{"action": "click", "coordinate": [x, y]}: tap the point (x, y).',
-              '{"action": "left_click", "coordinate": [x, y]}: click the point (x, y).'),
-    "long_press": ('{"action": "long_press", "coordinate": [x, y]}: touch and hold the point (x, y).', None),
-    "hover": (None, '{"action": "mouse_move", "coordinate": [x, y]}: move the pointer over (x, y).'),
-    "scroll": ('{"action": "swipe", "coordinate": [x1, y1], "coordinate2": [x2, y2]}: swipe the finger '
-               'from (x1, y1) to (x2, y2).',
-               '{"action": "scroll", "direction": "up" | "down" | "left" | "right"}: scroll the page content.'),
-    "type": ('{"action": "type", "text": "..."}: type the text into the focused field.',
-             '{"action": "type", "coordinate": [x, y], "text": "..."}: type the text into the field at (x, y).'),
-    "select": (None, '{"action": "select", "coordinate": [x, y], "text": "..."}: choose the option "..." '
-                     'of the drop-down list at (x, y).'),
-    "open_app": ('{"action": "open", "text": "app name"}: launch the app.', None),
-    "enter": ('{"action": "system_button", "button": "Enter"}: press Enter.',
-              '{"action": "key", "keys": ["Enter"], "coordinate": [x, y]}: press Enter in the element at (x, y).'),
-    "back": ('{"action": "system_button", "button": "Back"}: press Back.',
-             '{"action": "back"}: go back to the previous page.'),
-    "home": ('{"action": "system_button", "button": "Home"}: press Home.', None),
-    "recent": ('{"action": "system_button", "button": "Recent"}: open the recent-apps switcher.', None),
-    "wait": ('{"action": "wait"}: wait for the screen to change.', '{"action": "wait"}: wait for the page to change.'),
-    "finish": ('{"action": "terminate", "status": "success"}: the task is complete.',) * 2,
-    "impossible": ('{"action": "terminate", "status": "failure"}: the task cannot be completed.',) * 2,
+_XY, _XY2, _TEXT = ("coordinate", "[x, y]"), ("coordinate2", "[x2, y2]"), ("text", '"..."')
+#: action type -> {platform: (tool action name, ((argument, value shown), ...), what it does)}
+_FORMS: dict[str, dict[str, tuple[str, tuple, str]]] = {
+    "click": {"mobile": ("click", (_XY,), "tap the point (x, y)"),
+              "web": ("left_click", (_XY,), "click the point (x, y)")},
+    "long_press": {"mobile": ("long_press", (_XY,), "touch and hold the point (x, y)")},
+    "hover": {"web": ("mouse_move", (_XY,), "move the pointer over (x, y)")},
+    "scroll": {"mobile": ("swipe", (("coordinate", "[x1, y1]"), _XY2), "swipe the finger from (x1, y1) to (x2, y2)"),
+               "web": ("scroll", (("direction", '"up" | "down" | "left" | "right"'),), "scroll the page content")},
+    "type": {"mobile": ("type", (_TEXT,), "type the text into the focused field"),
+             "web": ("type", (_XY, _TEXT), "type the text into the field at (x, y)")},
+    "select": {"web": ("select", (_XY, _TEXT), "choose the option of the drop-down list at (x, y)")},
+    "open_app": {"mobile": ("open", (("text", '"app name"'),), "launch the app")},
+    "enter": {"mobile": ("system_button", (("button", '"Enter"'),), "press Enter"),
+              "web": ("key", (("keys", '["Enter"]'), _XY), "press Enter in the element at (x, y)")},
+    "back": {"mobile": ("system_button", (("button", '"Back"'),), "press Back"),
+             "web": ("back", (), "go back to the previous page")},
+    "home": {"mobile": ("system_button", (("button", '"Home"'),), "press Home")},
+    "recent": {"mobile": ("system_button", (("button", '"Recent"'),), "open the recent-apps switcher")},
+    "wait": {"mobile": ("wait", (), "wait for the screen to change"), "web": ("wait", (), "wait for the page to change")},
+    "finish": {p: ("terminate", (("status", '"success"'),), "the task is complete") for p in ("mobile", "web")},
+    "impossible": {p: ("terminate", (("status", '"failure"'),), "the task cannot be completed")
+                   for p in ("mobile", "web")},
 }
+
+
+def _action_line(kind: str, platform: str) -> str:
+    name, args, what = _FORMS[kind][platform]
+    shown = "".join(f', "{k}": {v}' for k, v in args)
+    return f'{{"action": "{name}"{shown}}}: {what}.'
 
 
 @dataclass(frozen=True)
@@ -83,21 +92,52 @@ class TaskSpec:
     def __post_init__(self):
         choice("platform", self.platform, tuple(TOOLS))
         for a in self.actions:
-            if a not in _ACTION_HELP or _ACTION_HELP[a][self.platform == "web"] is None:
+            if self.platform not in _FORMS.get(a, {}):
                 raise ValueError(f"action {a!r} has no {self.platform} form")
 
 
+#: argument name -> JSON-schema property, listed in a tool schema when an offered action uses it
+_ARGUMENTS = {
+    "coordinate": {"type": "array", "description": "(x, y) of the point to act on."},
+    "coordinate2": {"type": "array", "description": "(x, y) where a swipe ends."},
+    "text": {"type": "string", "description": "Text to type, option to choose, or app to open."},
+    "direction": {"type": "string", "enum": ["up", "down", "left", "right"], "description": "Scroll direction."},
+    "button": {"type": "string", "enum": ["Back", "Home", "Enter", "Recent"], "description": "System button."},
+    "keys": {"type": "array", "description": "Keys to press."},
+    "status": {"type": "string", "enum": ["success", "failure"], "description": "Task status."},
+}
+_WHAT = {"mobile": "Use a touchscreen to operate a mobile device.",
+         "web": "Use a mouse and keyboard to operate a web browser."}
+
+
+def tool_schema(spec: TaskSpec, resolution: tuple[int, int]) -> dict:
+    """The Qwen function schema of the benchmark's tool (``mobile_use`` / ``computer_use``) offering
+    ``spec.actions``, its screen ``resolution`` = (W, H) stated as the tool descriptions do."""
+    forms = [_FORMS[a][spec.platform] for a in spec.actions]
+    used = {k for _, args, _ in forms for k, _ in args}
+    w, h = resolution
+    lines = "\n".join(f"  {_action_line(a, spec.platform)}" for a in spec.actions)
+    return {"type": "function", "function": {
+        "name": TOOLS[spec.platform],
+        "description": f"{_WHAT[spec.platform]}\n* The screen's resolution is {w}x{h}.\n* Actions:\n{lines}",
+        "parameters": {"type": "object", "required": ["action"], "properties": {
+            "action": {"type": "string", "enum": list(dict.fromkeys(name for name, _, _ in forms))},
+            **{k: v for k, v in _ARGUMENTS.items() if k in used}}},
+    }}
+
+
 def system_prompt(spec: TaskSpec, family: str, canvas=None) -> str:
-    """Task intro, coordinate frame, action list and answer format for ``family``."""
-    lines = [_ACTION_HELP[a][spec.platform == "web"] for a in spec.actions]
-    tool = TOOLS[spec.platform]
+    """The system text for ``family``: for tool-call families the Qwen function-calling system prompt
+    (:func:`vlprune.eval.tools.tool_system_text`) announcing :func:`tool_schema`, whose resolution is the
+    canvas (Qwen2.5-VL) or 1000x1000 (0-1000 grid); for Qwen2-VL the task, frame, actions and the JSON
+    answer format in plain text."""
     if convention_of(family).wrap:
-        answer = ('Answer with exactly one tool call:\n<tool_call>\n{"name": "%s", "arguments": '
-                  "<one of the action objects above>}\n</tool_call>" % tool)
-    else:
-        answer = "Answer with exactly one of the action objects above, as JSON."
+        resolution = tuple(canvas) if frame_of(family) == "canvas_px" else (1000, 1000)
+        return tool_system_text([tool_schema(spec, resolution)], system=spec.intro)
+    lines = [_action_line(a, spec.platform) for a in spec.actions]
     return "\n\n".join([spec.intro, frame_description(family, canvas),
-                        "Available actions:\n" + "\n".join(lines), answer])
+                        "Available actions:\n" + "\n".join(lines),
+                        "Answer with exactly one of the action objects above, as JSON."])
 
 
 def history_lines(history: Sequence[Action], spec: TaskSpec, family: str, canvas=None) -> str:

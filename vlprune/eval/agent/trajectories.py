@@ -60,7 +60,7 @@ def load_trajectory(folder: str | Path) -> Episode:
         size = (int(data["width"]), int(data["height"]))
         steps = []
         for k, s in enumerate(data["steps"]):
-            where = f"{path} [step {k}]"
+            where = f"step {k}"
             shot = folder / s["screenshot"]
             if not shot.is_file():
                 raise RecordError(f"{where}: screenshot {shot} not found")

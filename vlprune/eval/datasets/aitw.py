@@ -20,7 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from vlprune.eval.agent.dataset import AgentDataset, find_images, read_json
+from vlprune.eval.agent.dataset import AgentDataset, episode_of, find_images, read_json
 from vlprune.eval.agent.prompt import PromptConfig, TaskSpec
 from vlprune.eval.agent.records import Action, Episode, RecordError, Step
 from vlprune.eval.base import ImageRef, LoadProblem, Sample, register_dataset
@@ -138,10 +138,12 @@ class AITW(AgentDataset):
         return M.zero_scores(self._ref(sample))
 
     def metrics(self, rows):
+        # a counted load problem's stand-in record has no meta: its category is its episode's
+        known = {episode_of(r): r["meta"]["category"] for r, _ in rows if (r.get("meta") or {}).get("category")}
         by_cat: dict[str, list] = {}
         uncategorized = 0
         for record, scores in rows:
-            cat = (record.get("meta") or {}).get("category")
+            cat = (record.get("meta") or {}).get("category") or known.get(episode_of(record))
             if cat is None:
                 uncategorized += 1
                 continue
