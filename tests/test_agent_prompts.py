@@ -221,3 +221,23 @@ def test_load_trajectory_errors(tmp_path):
         load_trajectory(tmp_path)
     with pytest.raises(DatasetError, match="no <episode>"):
         load_trajectories(tmp_path / "nothing")
+
+
+@needs_corpus
+@pytest.mark.parametrize("family", ["qwen2-vl", "qwen2.5-vl", "qwen3-vl", "qwen3.5"])
+def test_every_recorded_episode_prompts_in_every_family(family):
+    from vlprune.eval.agent import trajectory_spec
+
+    cfg = PromptConfig(history_actions=3, history_images=2)
+    for ep in load_trajectories(CORPUS / "trajectories"):
+        spec = trajectory_spec(ep)
+        assert spec.platform == ep.meta["platform"]
+        w, h = ep.meta["size"]
+        for i, view in step_views(ep, cfg):
+            n = len(view.images)
+            assert n == min(i, 2) + 1 and view.images[-1] is ep.steps[i].screenshot
+            ctx = PromptContext(family, ((w, h),) * n, ((w // 2, h // 2),) * n)
+            text = build_messages(ep.goal, view.history, n, ctx, spec, cfg)[1]["content"][-1]["text"]
+            assert text.count("\n") == 1 + max(1, min(i, 3))  # task line, "Previous actions:", one line each
+            for a in view.history:  # every recorded action has a form on its platform
+                action_arguments(a, spec.platform, family, (w // 2, h // 2))

@@ -78,7 +78,7 @@ def test_aitw_end_to_end(tmp_path):
     summary, records = _run(ds, samples, outputs)
     cats = summary["categories"]
     assert cats["general"]["step_accuracy"] == 1.0 and cats["general"]["text_accuracy"] == 0.0
-    assert cats["install"]["step_accuracy"] == 0.5 and cats["single"]["step_accuracy"] == 0.0
+    assert cats["install"]["step_accuracy"] == 0.5 and summary["single_step_accuracy"] == 0.0
     assert summary["step_accuracy"] == pytest.approx((1.0 + 0.5 + 0.0) / 3)
     assert summary["format_errors"] == 1 and summary["empty_annotations"] == 1 and summary["n"] == 6
     assert "aitw_test.py" in summary["variants"]["step_accuracy"]
@@ -119,12 +119,13 @@ def test_mind2web_end_to_end_canvas_pixels(tmp_path):
         "b2:v4": "Enter",
     }
     summary, _ = _run(ds, samples, outputs, family="qwen2.5-vl", scale=2)
-    assert summary["micro"]["element_accuracy"] == pytest.approx(3 / 5)
-    assert summary["macro"]["element_accuracy"] == pytest.approx((2 / 3 + 1 / 2) / 2)
-    assert summary["micro"]["step_success_rate"] == pytest.approx(3 / 5)
+    assert summary["element_accuracy_micro"] == pytest.approx(3 / 5)
+    assert summary["element_accuracy"] == pytest.approx((2 / 3 + 1 / 2) / 2)  # macro over episodes
+    assert summary["step_success_rate_micro"] == pytest.approx(3 / 5)
+    assert summary["step_success_rate"] == pytest.approx((2 / 3 + 1 / 2) / 2)
     # op F1 by type: click (u1 1, v1 1, v4 0) 2/3; type 1; select 1
-    assert summary["micro"]["operation_f1"] == pytest.approx((2 / 3 + 1 + 1) / 3)
-    assert summary["macro"]["operation_f1"] == pytest.approx((1.0 + 1 / 2) / 2)
+    assert summary["operation_f1_micro"] == pytest.approx((2 / 3 + 1 + 1) / 3)
+    assert summary["operation_f1"] == pytest.approx((1.0 + 1 / 2) / 2)
     assert summary["format_errors"] == 1 and summary["n_episodes"] == 2
 
 

@@ -92,6 +92,7 @@ def test_aitw_overall_is_unweighted_mean_of_categories():
     assert out["categories"]["general"]["text_accuracy"] == 0.0
     assert out["categories"]["install"]["text_accuracy"] is None
     assert out["step_accuracy"] == pytest.approx((2 / 3 + 1.0) / 2)  # 0.8333, not the pooled 3/4
+    assert out["general_step_accuracy"] == pytest.approx(2 / 3) and out["install_step_accuracy"] == 1.0
 
 
 # ---------------------------------------------------------------------------------------------- Mind2Web
@@ -126,12 +127,12 @@ def test_mind2web_micro_macro_and_op_type_mean():
 
     steps = [("A", 4, row(1.0, 1.0)), ("A", 4, row(1.0, 0.0)), ("A", 3, row(0.0, 0.8)), ("B", 4, row(0.0, 1.0))]
     out = mind2web.summarize(steps)
-    assert out["micro"]["element_accuracy"] == 0.5  # 2 of 4 steps
-    assert out["macro"]["element_accuracy"] == pytest.approx((2 / 3 + 0) / 2)
+    assert out["element_accuracy_micro"] == 0.5  # 2 of 4 steps
+    assert out["element_accuracy"] == pytest.approx((2 / 3 + 0) / 2)  # macro: per-episode means
     # CLICK F1s [1, 0, 1] -> 2/3, TYPE [0.8]; SELECT absent: mean(2/3, 0.8) = 0.7333 (pooled would be 0.7)
-    assert out["micro"]["operation_f1"] == pytest.approx((2 / 3 + 0.8) / 2)
-    assert out["macro"]["operation_f1"] == pytest.approx(((1 + 0 + 0.8) / 3 + 1.0) / 2)
-    assert out["micro"]["step_success_rate"] == 0.25 and out["macro"]["step_success_rate"] == pytest.approx(1 / 6)
+    assert out["operation_f1_micro"] == pytest.approx((2 / 3 + 0.8) / 2)
+    assert out["operation_f1"] == pytest.approx(((1 + 0 + 0.8) / 3 + 1.0) / 2)
+    assert out["step_success_rate_micro"] == 0.25 and out["step_success_rate"] == pytest.approx(1 / 6)
     assert out["operation_f1_by_type"]["select"] is None and out["episode_success_rate"] == 0.0
 
 

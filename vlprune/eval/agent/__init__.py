@@ -4,7 +4,8 @@ Records (:mod:`.records`): :class:`Action` (normalised points of the original sc
 scroll directions), :class:`Step`, :class:`Episode`. Prompts (:mod:`.prompt`): :class:`PromptConfig`
 (K history actions, N history screenshots), :class:`TaskSpec`, :func:`build_messages`,
 :func:`step_views`. Conventions (:mod:`.convention`): :func:`format_action` / :func:`parse_action` per
-Qwen-VL family. Data: :func:`load_trajectory` / :func:`load_trajectories` (recorded browsing episodes),
+Qwen-VL family. Data: :func:`load_trajectory` / :func:`load_trajectories` (recorded browsing episodes;
+:func:`trajectory_spec` prompts them),
 :mod:`.tfrecord` (TFRecord + ``tf.train.Example`` without TensorFlow). The benchmark datasets built on
 these live in :mod:`vlprune.eval.datasets` (``aitw``, ``mind2web``, ``gui-odyssey``, ``androidcontrol``).
 """
@@ -20,10 +21,11 @@ from vlprune.eval.agent.records import (
     Step,
     swipe_direction,
 )
-from vlprune.eval.agent.trajectories import load_trajectories, load_trajectory
+from vlprune.eval.agent.trajectories import TRAJECTORY_SPECS, load_trajectories, load_trajectory, trajectory_spec
 
 __all__ = [
     "ACTION_TYPES", "CONVENTIONS", "DIRECTIONS", "Action", "Episode", "PromptConfig", "RecordError", "Step",
     "StepView", "TaskSpec", "action_arguments", "build_messages", "format_action", "load_trajectories",
-    "load_trajectory", "parse_action", "step_views", "swipe_direction", "system_prompt",
+    "load_trajectory", "parse_action", "step_views", "swipe_direction", "system_prompt", "TRAJECTORY_SPECS",
+    "trajectory_spec",
 ]

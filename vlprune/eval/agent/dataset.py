@@ -44,6 +44,8 @@ class AgentDataset(EvalDataset):
     #: tool-call answers with coordinates and typed text; the published command formats fit in 30-64
     max_new_tokens: ClassVar[int] = 128
     spec: ClassVar[TaskSpec]
+    #: the headline number of :meth:`summarize` (comparison tables)
+    primary_metric: ClassVar[str]
     default_prompt: ClassVar[PromptConfig] = PromptConfig()
     Options: ClassVar[type] = NoOptions
     #: episode meta keys copied into each sample's meta

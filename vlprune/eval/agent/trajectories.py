@@ -16,9 +16,19 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from vlprune.eval.agent.prompt import TaskSpec
 from vlprune.eval.agent.records import Action, Episode, RecordError, Step
 from vlprune.eval.base import DatasetError, ImageRef
 
+#: platform -> how recorded episodes are prompted (the actions the recordings use)
+TRAJECTORY_SPECS = {
+    "web": TaskSpec("web", ("click", "scroll", "type", "back", "finish"),
+                    "You are a GUI agent operating a web browser. From the task, your previous actions and the "
+                    "screenshots, decide the next action.", source="vlprune recorded browsing episodes"),
+    "mobile": TaskSpec("mobile", ("click", "scroll", "type", "back", "finish"),
+                       "You are a GUI agent operating a web browser on a phone. From the task, your previous "
+                       "actions and the screenshots, decide the next action.", source="vlprune recorded browsing episodes"),
+}
 _SIMPLE = {"back": "back", "finish": "finish", "home": "home", "enter": "enter", "wait": "wait"}
 #: step fields kept in Step.meta
 _STEP_META = ("target", "url", "scroll_y_css")
@@ -74,6 +84,15 @@ def load_trajectory(folder: str | Path) -> Episode:
         return Episode(str(data["episode_id"]), data["goal"], steps, meta)
     except (KeyError, TypeError, ValueError, json.JSONDecodeError) as exc:
         raise DatasetError(f"{path}: {exc}") from None
+
+
+def trajectory_spec(episode: Episode) -> TaskSpec:
+    """The prompt spec of a recorded episode, by its ``platform`` (``web`` unless it says ``mobile``)."""
+    platform = episode.meta.get("platform", "web")
+    if platform not in TRAJECTORY_SPECS:
+        raise ValueError(f"episode {episode.id!r}: platform must be one of {', '.join(TRAJECTORY_SPECS)}, "
+                         f"got {platform!r}")
+    return TRAJECTORY_SPECS[platform]
 
 
 def load_trajectories(root: str | Path) -> list[Episode]:

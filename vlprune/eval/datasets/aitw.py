@@ -11,7 +11,8 @@ Step fields: ``ep_id``, ``img_filename``, ``goal``, ``action_type_id`` (3 TYPE, 
 ``touch`` / ``lift`` ([x, y] normalised), ``type_text``, ``annot_position`` (flat (y, x, h, w) boxes).
 
 Prompt: goal + the last 4 ground-truth actions + current screenshot, as SeeClick ``aitw_test.py`` asks
-(no history screenshots by default). Score: :mod:`vlprune.eval.metrics.aitw`. A step whose screenshot
+(no history screenshots by default). Score: :mod:`vlprune.eval.metrics.aitw`. Generation: 128 new tokens (a tool call with typed text; SeeClick
+leaves the Qwen-VL chat default). A step whose screenshot
 is missing is skipped and left out of the history, as ``aitw_test.py`` does.
 """
 
@@ -85,6 +86,7 @@ class AITW(AgentDataset):
         "screenshot, decide the next action.",
         source="SeeClick agent_tasks/aitw_test.py (goal, last 4 previous actions, current screenshot)",
     )
+    primary_metric = "step_accuracy"
     default_prompt = PromptConfig(history_actions=4, history_images=0)
     Options = AitwOptions
     episode_meta = ("category",)

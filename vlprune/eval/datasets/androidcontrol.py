@@ -20,7 +20,7 @@ One screenshot per step and a text history: no history screenshots.
 
 Prompt (both): Qwen2.5-VL / Qwen3-VL ``mobile_use`` agent prompt: system tool description, then the
 goal (and step instruction in low mode) and the last 4 actions. Score:
-:mod:`vlprune.eval.metrics.androidcontrol`.
+:mod:`vlprune.eval.metrics.androidcontrol`. Generation: 128 new tokens (a tool call with typed text).
 """
 
 from __future__ import annotations
@@ -151,6 +151,7 @@ class AndroidControl(AgentDataset):
         source="Qwen2.5-VL / Qwen3-VL mobile_use agent prompt (goal [+ step instruction], previous actions, "
                "current screenshot)",
     )
+    primary_metric = "step_accuracy"
     default_prompt = PromptConfig(history_actions=4, history_images=0)
     Options = AndroidControlOptions
     missing_scores = {"type_match": 0.0, "step_match": 0.0}

@@ -13,7 +13,8 @@ INCOMPLETE), ``info`` (k-norm ``[[x, y]]``, ``KEY_HOME`` / ``KEY_BACK`` / ``KEY_
 
 Prompt: instruction, the last 4 ground-truth actions, the last 4 screenshots and the current one
 (OdysseyAgent ``src/eval_mm/evaluate_GUIOdyssey.py``, ``his_len`` 4 with image history).
-Score: :mod:`vlprune.eval.metrics.odyssey`, averaged as the split's evaluator does.
+Score: :mod:`vlprune.eval.metrics.odyssey`, averaged as the split's evaluator does. Generation: 128
+new tokens (OdysseyAgent's command strings use 30; a tool call with typed text needs more).
 """
 
 from __future__ import annotations
@@ -89,6 +90,7 @@ class GUIOdyssey(AgentDataset):
         source="OdysseyAgent src/eval_mm/evaluate_GUIOdyssey.py (instruction, previous screenshots and last 4 "
                "previous actions, current screenshot)",
     )
+    primary_metric = "action_matching_score"
     default_prompt = PromptConfig(history_actions=4, history_images=4)
     Options = OdysseyOptions
     episode_meta = ("category", "step_length")

@@ -13,7 +13,7 @@ Skipped, uncounted and reported as in SeeClick ``agent_tasks/mind2web_test.py``:
 action string does not parse (a value with ``"``: kept in the history, not scored).
 
 Prompt: task + the last 4 ground-truth actions + current screenshot (SeeClick ``mind2web_test.py``).
-Score: :mod:`vlprune.eval.metrics.mind2web`.
+Score: :mod:`vlprune.eval.metrics.mind2web`. Generation: 128 new tokens (a tool call with a typed value).
 """
 
 from __future__ import annotations
@@ -62,6 +62,7 @@ class Mind2Web(AgentDataset):
         "screenshot of the page, decide the next action on a page element.",
         source="SeeClick agent_tasks/mind2web_test.py (task, last 4 previous actions, current screenshot)",
     )
+    primary_metric = "step_success_rate"
     default_prompt = PromptConfig(history_actions=4, history_images=0)
     Options = Mind2WebOptions
     episode_meta = ("website", "domain", "subdomain")
@@ -138,8 +139,10 @@ class Mind2Web(AgentDataset):
 
     def variants(self):
         return {
-            "element_accuracy": "SeeClick agent_tasks/mind2web_test.py: point inside the 3-decimal normalised box",
-            "operation_f1": "SeeClick: token-set F1 of '<op id> <value>'; micro = mean over CLICK/SELECT/TYPE of "
-                            "their mean F1 (types present), macro = mean over episodes",
-            "step_success_rate": "SeeClick: op F1 == 1 and element match; micro pooled, macro per episode",
+            "element_accuracy": "macro (mean over episodes); SeeClick agent_tasks/mind2web_test.py: point inside "
+                                "the 3-decimal normalised box; element_accuracy_micro pooled over steps",
+            "operation_f1": "macro (mean over episodes); SeeClick: token-set F1 of '<op id> <value>'; "
+                            "operation_f1_micro = mean over CLICK/SELECT/TYPE of their mean F1 (types present)",
+            "step_success_rate": "macro (mean over episodes); SeeClick: op F1 == 1 and element match; "
+                                 "step_success_rate_micro pooled over steps",
         }

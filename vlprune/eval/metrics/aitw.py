@@ -147,8 +147,9 @@ _PER_CATEGORY = {"step_accuracy": "correct", "type_accuracy": "type_correct", "t
 
 def summarize(scores_by_category: dict[str, list[dict]]) -> dict:
     """Per category: each accuracy = mean of its per-step number over the steps that have it (step
-    accuracy over every step run, unparseable ones included as 0); overall ``step_accuracy`` = the
-    **unweighted mean of the categories' step accuracies** (``aitw_test.py`` divides the sum by 5)."""
+    accuracy over every step run, unparseable ones included as 0), also flat as
+    ``<category>_step_accuracy``; overall ``step_accuracy`` = the **unweighted mean of the categories'
+    step accuracies** (``aitw_test.py`` divides the sum by 5; here: the categories present)."""
     cats = {}
     for cat, rows in scores_by_category.items():
         entry = {"n": len(rows)}
@@ -157,4 +158,7 @@ def summarize(scores_by_category: dict[str, list[dict]]) -> dict:
             entry[name] = sum(vals) / len(vals) if vals else None
         cats[cat] = entry
     accs = [c["step_accuracy"] for c in cats.values() if c["step_accuracy"] is not None]
-    return {"step_accuracy": sum(accs) / len(accs) if accs else None, "categories": cats}
+    out = {"step_accuracy": sum(accs) / len(accs) if accs else None}
+    out.update({f"{cat}_step_accuracy": c["step_accuracy"] for cat, c in cats.items()})
+    out["categories"] = cats
+    return out

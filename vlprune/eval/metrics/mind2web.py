@@ -63,13 +63,14 @@ def _mean(vals: Sequence[float]) -> float | None:
     return sum(vals) / len(vals) if vals else None
 
 
-def summarize(steps: Sequence[tuple[str, int, dict]]) -> dict:
-    """``steps`` = (episode, ground-truth op id, per-step scores).
+def summarize(steps: Sequence[tuple[str, int | None, dict]]) -> dict:
+    """``steps`` = (episode, ground-truth op id or None, per-step scores).
 
-    micro: element accuracy and step success pooled over steps; operation F1 = unweighted mean over the
-    ground-truth op types CLICK(4) / SELECT(2) / TYPE(3) of each type's mean op F1 (the reference's
-    "Operation F1"; a type with no steps is left out here, where the reference returns NaN).
-    macro: mean over episodes of each episode's mean ("Macro Ele Acc", "Macro Op F1", "Macro Step SR").
+    ``element_accuracy``, ``operation_f1``, ``step_success_rate``: **macro** = mean over episodes of each
+    episode's mean (the reference's "Macro Ele Acc", "Macro Op F1", "Macro Step SR"; ShowUI selects on
+    the last). ``*_micro``: element accuracy and step success pooled over steps; operation F1 = unweighted
+    mean over the ground-truth op types CLICK(4) / SELECT(2) / TYPE(3) of each type's mean op F1 (the
+    reference's "Operation F1"; a type with no steps is left out here, where the reference gives NaN).
     Also: episode success (every step of the episode succeeds) and per-op-type F1.
     """
     by_ep: dict[str, list[dict]] = {}
@@ -79,19 +80,15 @@ def summarize(steps: Sequence[tuple[str, int, dict]]) -> dict:
         if op is not None:  # a counted load problem has no known op type
             by_op.setdefault(op, []).append(s["op_f1"])
     rows = [s for _, _, s in steps]
-    per_type = {OP_NAMES.get(op, str(op)): _mean(v) for op, v in by_op.items()}
-    present = [v for v in per_type.values() if v is not None]
-    micro = {
-        "element_accuracy": _mean([s["element_match"] for s in rows]),
-        "operation_f1": _mean(present),
-        "step_success_rate": _mean([s["step_success"] for s in rows]),
-    }
     eps = list(by_ep.values())
-    macro = {
-        "element_accuracy": _mean([_mean([s["element_match"] for s in e]) for e in eps]),
-        "operation_f1": _mean([_mean([s["op_f1"] for s in e]) for e in eps]),
-        "step_success_rate": _mean([_mean([s["step_success"] for s in e]) for e in eps]),
-    }
-    return {"micro": micro, "macro": macro,
-            "episode_success_rate": _mean([float(all(s["step_success"] == 1.0 for s in e)) for e in eps]),
-            "operation_f1_by_type": per_type, "n_episodes": len(eps)}
+    per_type = {OP_NAMES.get(op, str(op)): _mean(v) for op, v in by_op.items()}
+    out = {}
+    for name, key in (("element_accuracy", "element_match"), ("operation_f1", "op_f1"),
+                      ("step_success_rate", "step_success")):
+        out[name] = _mean([_mean([s[key] for s in e]) for e in eps])
+        out[f"{name}_micro"] = _mean([s[key] for s in rows])
+    out["operation_f1_micro"] = _mean([v for v in per_type.values() if v is not None])
+    out["episode_success_rate"] = _mean([float(all(s["step_success"] == 1.0 for s in e)) for e in eps])
+    out["operation_f1_by_type"] = per_type
+    out["n_episodes"] = len(eps)
+    return out
