@@ -32,6 +32,17 @@ def tiny_config(model_type: str):
         vision = dict(depth=3, hidden_size=32, intermediate_size=40, num_heads=2, out_hidden_size=48,
                       num_position_embeddings=64, deepstack_visual_indexes=[0, 1])  # fmt: skip
         text.update(head_dim=16, rope_parameters={**_MROPE, "mrope_section": [4, 2, 2], "mrope_interleaved": True})
+    elif model_type in ("qwen3_vl_moe", "qwen3_5_moe"):  # routed experts; layer 0 dense in Qwen3-VL-MoE
+        base = tiny_config(model_type.removesuffix("_moe"))
+        text = {**base.text_config.to_dict(), **text}
+        text.update(num_experts=4, num_experts_per_tok=2, moe_intermediate_size=24)
+        if model_type == "qwen3_vl_moe":
+            text.update(mlp_only_layers=[0], decoder_sparse_step=1)
+        else:
+            text.update(shared_expert_intermediate_size=16)
+        for k in ("model_type", "architectures", "transformers_version"):
+            text.pop(k, None)
+        return CONFIG_MAPPING[model_type](vision_config=base.vision_config.to_dict(), text_config=text, **ids)
     else:  # qwen3_5: hybrid linear / full attention, GQA-style value heads (4 v-heads over 2 k-heads)
         vision = dict(depth=2, hidden_size=32, intermediate_size=40, num_heads=2, out_hidden_size=48,
                       num_position_embeddings=64)  # fmt: skip
@@ -88,6 +99,21 @@ def _cases():
 
 def _rel(a, b):
     return abs(a - b) / max(b, 1)
+
+
+@pytest.mark.parametrize("model_type", ["qwen3_vl_moe", "qwen3_5_moe"])
+def test_moe_model_types_match_flop_counter(model_type):
+    """MoE model types belong to their family everywhere: the FLOPs model counts router, routed experts
+    (top-k per token) and the shared expert exactly as torch's counter does on the real forward."""
+    cfg = tiny_config(model_type)
+    torch.manual_seed(0)
+    model = flopcount.build_model(cfg, device="cpu", attn_implementation="eager")
+    ts = flops.text_shape(cfg)
+    assert ts.experts == 4 and ts.top_k == 2 and (0 not in ts.moe_layers) == (model_type == "qwen3_vl_moe")
+    for prompt in (Prompt([ImageTokens((1, 8, 12))], 37), Prompt([ImageTokens((1, 8, 12), kept=9)], 37, llm_prune=LLMPrune(2, 5))):
+        measured = flopcount.count_prefill(model, prompt, logits_to_keep=1)
+        est = flops.prefill_flops(cfg, prompt, logits_to_keep=1)
+        assert _rel(est.llm, measured.llm) < TOL and _rel(est.total, measured.total) < TOL
 
 
 @pytest.mark.parametrize("name,prompt", _cases(), ids=[c[0] for c in _cases()])

@@ -36,8 +36,14 @@ def _solve_triangular_flop(a_shape, b_shape, *args, out_shape=None, **kwargs) ->
     return int(np.prod(b_shape[:-2], dtype=np.int64)) * n * (n - 1) * b_shape[-1]
 
 
-# torch's counter has no formula for triangular solves (Qwen3.5's chunked gated delta rule uses two).
-CUSTOM_FORMULAS = {aten.linalg_solve_triangular: _solve_triangular_flop}
+def _grouped_mm_flop(a_shape, b_shape, *args, out_shape=None, **kwargs) -> int:
+    """Grouped matmul of the MoE experts (each row of ``a`` meets one group's matrix): 2 * out * K."""
+    return 2 * int(np.prod(out_shape, dtype=np.int64)) * a_shape[-1]
+
+
+# torch's counter has no formula for triangular solves (Qwen3.5's chunked gated delta rule uses two) nor
+# for the grouped matmul transformers runs the routed MoE experts with.
+CUSTOM_FORMULAS = {aten.linalg_solve_triangular: _solve_triangular_flop, aten._grouped_mm: _grouped_mm_flop}
 
 
 @dataclass(frozen=True)

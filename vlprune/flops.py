@@ -15,19 +15,20 @@ Pruning points (PixelPrune §3.2, GUIPruner TAR/SSP):
 * resized history (TAR): give each frame its own (resized) ``grid_thw``.
 * inside the LLM (SSP, FastV): :class:`LLMPrune` -- layers ``>= layer`` hold ``kept_visual`` visual tokens.
 
-The family is chosen by ``config.model_type`` through :data:`ARCHITECTURES` (one row per model type).
+The family is found from ``config.model_type`` in :mod:`vlprune.families` (dense and MoE model types);
+its ``flops_vision`` names the vision-tower layout (:data:`VISION_READERS`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+import dataclasses
 from dataclasses import dataclass, field, fields
 from typing import Any, Callable
 
 import numpy as np
 
 __all__ = [
-    "ARCHITECTURES",
     "DTYPE_BYTES",
     "Estimate",
     "FlopsBreakdown",
@@ -36,6 +37,7 @@ __all__ = [
     "LLMPrune",
     "Prompt",
     "TextShape",
+    "VISION_READERS",
     "VisionShape",
     "decode_flops",
     "estimate",
@@ -175,6 +177,11 @@ class TextShape:
     lin_v_dim: int = 0
     conv_kernel: int = 0
     chunk: int = 64  # chunk length of the chunked gated delta rule (HF torch path and FLA)
+    moe_layers: frozenset[int] = frozenset()  # layers whose MLP is a routed mixture of experts
+    experts: int = 0
+    top_k: int = 0
+    moe_mlp: int = 0  # intermediate size of one expert
+    shared_mlp: int = 0  # intermediate size of the always-on shared expert (Qwen3.5-MoE), 0 if none
 
     @property
     def lin_conv_dim(self) -> int:
@@ -197,64 +204,69 @@ def _vision_qwen2_5(v) -> VisionShape:
     )  # fmt: skip
 
 
-def _vision_qwen3(v, deepstack: bool = True) -> VisionShape:
+def _vision_qwen3(v) -> VisionShape:
     return VisionShape(
         v.depth, v.hidden_size, v.num_heads, v.intermediate_size, 2,
         v.patch_size, v.temporal_patch_size, v.in_channels, v.spatial_merge_size, v.out_hidden_size,
-        deepstack=len(getattr(v, "deepstack_visual_indexes", ()) or ()) if deepstack else 0,
+        deepstack=len(getattr(v, "deepstack_visual_indexes", ()) or ()),
     )  # fmt: skip
 
 
-def _text_common(t, **extra) -> TextShape:
+def _moe_fields(t) -> dict:
+    """MoE text configs (Qwen3-VL-MoE, Qwen3.5-MoE): which layers route, experts, top-k, expert widths."""
+    experts = int(getattr(t, "num_experts", 0) or 0)
+    if not experts:
+        return {}
+    only = set(getattr(t, "mlp_only_layers", None) or ())
+    step = int(getattr(t, "decoder_sparse_step", 1) or 1)
+    layers = frozenset(i for i in range(t.num_hidden_layers) if i not in only and (i + 1) % step == 0)
+    return dict(moe_layers=layers, experts=experts, top_k=int(t.num_experts_per_tok), moe_mlp=int(t.moe_intermediate_size),
+                shared_mlp=int(getattr(t, "shared_expert_intermediate_size", 0) or 0))
+
+
+def _text(t, q_gate: int) -> TextShape:
     layer_types = tuple(getattr(t, "layer_types", None) or ("full_attention",) * t.num_hidden_layers)
     head_dim = getattr(t, "head_dim", None) or t.hidden_size // t.num_attention_heads
+    extra = _moe_fields(t)
+    if "linear_attention" in layer_types:
+        extra.update(lin_k_heads=t.linear_num_key_heads, lin_v_heads=t.linear_num_value_heads,
+                     lin_k_dim=t.linear_key_head_dim, lin_v_dim=t.linear_value_head_dim,
+                     conv_kernel=t.linear_conv_kernel_dim)  # fmt: skip
     return TextShape(
         t.num_hidden_layers, t.hidden_size, t.num_attention_heads, t.num_key_value_heads, head_dim,
-        t.intermediate_size, t.vocab_size, layer_types,
+        getattr(t, "intermediate_size", 0) or 0, t.vocab_size, layer_types, q_gate=q_gate,
         sliding_window=getattr(t, "sliding_window", None), **extra,
     )  # fmt: skip
 
 
-def _text_qwen3_5(t) -> TextShape:
-    return _text_common(
-        t, q_gate=2, lin_k_heads=t.linear_num_key_heads, lin_v_heads=t.linear_num_value_heads,
-        lin_k_dim=t.linear_key_head_dim, lin_v_dim=t.linear_value_head_dim, conv_kernel=t.linear_conv_kernel_dim,
-    )  # fmt: skip
-
-
-@dataclass(frozen=True)
-class Architecture:
-    """One row of :data:`ARCHITECTURES`: how to read a model type's config."""
-
-    vision: Callable[[Any], VisionShape]
-    text: Callable[[Any], TextShape]
-
-
-ARCHITECTURES: dict[str, Architecture] = {
-    "qwen2_vl": Architecture(_vision_qwen2, _text_common),
-    "qwen2_5_vl": Architecture(_vision_qwen2_5, _text_common),
-    "qwen3_vl": Architecture(_vision_qwen3, _text_common),
-    "qwen3_5": Architecture(lambda v: _vision_qwen3(v, deepstack=False), _text_qwen3_5),
+#: vision-tower layouts, named by ``FamilySpec.flops_vision``
+VISION_READERS: dict[str, Callable[[Any], VisionShape]] = {
+    "qwen2": _vision_qwen2,
+    "qwen2_5": _vision_qwen2_5,
+    "qwen3": _vision_qwen3,
 }
 
 
-def _architecture(config) -> Architecture:
+def _family(config):
+    from vlprune.families import get_family
+
     model_type = getattr(config, "model_type", None)
-    arch = ARCHITECTURES.get(model_type)
-    if arch is None:
-        known = ", ".join(sorted(ARCHITECTURES))
-        raise ValueError(f"unknown config.model_type {model_type!r} for FLOPs; expected one of: {known}")
-    return arch
+    try:
+        return get_family(model_type)
+    except ValueError as exc:
+        raise ValueError(f"unknown config.model_type {model_type!r} for FLOPs: {exc}") from None
 
 
 def vision_shape(config) -> VisionShape:
-    """The :class:`VisionShape` of a HF VLM config (dispatch on ``config.model_type``)."""
-    return _architecture(config).vision(config.vision_config)
+    """The :class:`VisionShape` of a HF VLM config (its family from ``config.model_type``)."""
+    spec = _family(config)
+    shape = VISION_READERS[spec.flops_vision](config.vision_config)
+    return shape if spec.deepstack else dataclasses.replace(shape, deepstack=0)
 
 
 def text_shape(config) -> TextShape:
-    """The :class:`TextShape` of a HF VLM config (dispatch on ``config.model_type``)."""
-    shape = _architecture(config).text(config.text_config)
+    """The :class:`TextShape` of a HF VLM config (its family from ``config.model_type``)."""
+    shape = _text(config.text_config, 2 if _family(config).query_gate else 1)
     if len(shape.layer_types) != shape.layers:
         raise ValueError(f"config.text_config.layer_types has {len(shape.layer_types)} entries for {shape.layers} layers")
     unknown = set(shape.layer_types) - {"full_attention", "sliding_attention", "linear_attention"}
@@ -499,8 +511,12 @@ def _llm_flops(ts: TextShape, q_tokens: Sequence[int], past: Sequence[int], coun
     q_dim, kv_dim = ts.heads * ts.head_dim, ts.kv_heads * ts.head_dim
     lin_k, lin_v = ts.lin_k_heads * ts.lin_k_dim, ts.lin_v_heads * ts.lin_v_dim
     linear = attn = state = 0
-    for kind, q, p in zip(ts.layer_types, q_tokens, past):
-        linear += 3 * _lin(q, h, ts.mlp_dim)  # SwiGLU gate, up, down
+    for i, (kind, q, p) in enumerate(zip(ts.layer_types, q_tokens, past)):
+        if i in ts.moe_layers:  # router, top-k routed SwiGLU experts, optional gated shared expert
+            linear += _lin(q, h, ts.experts) + ts.top_k * 3 * _lin(q, h, ts.moe_mlp)
+            linear += (3 * _lin(q, h, ts.shared_mlp) + _lin(q, h, 1)) if ts.shared_mlp else 0
+        else:
+            linear += 3 * _lin(q, h, ts.mlp_dim)  # SwiGLU gate, up, down
         if kind == "linear_attention":
             linear += _lin(q, h, 2 * lin_k + lin_v) + _lin(q, h, lin_v) + 2 * _lin(q, h, ts.lin_v_heads)
             linear += _lin(q, lin_v, h)  # out_proj

@@ -39,20 +39,15 @@ import math
 import re
 from typing import Any, Iterator
 
-from vlprune.families import get_family
+from vlprune.families import get_family, list_families
 
 
 class ParseError(ValueError):
     """A model output (or a coordinate in it) that cannot be read as the expected shape."""
 
 
-#: family -> coordinate frame of its grounding / agent outputs
-FRAMES: dict[str, str] = {
-    "qwen2-vl": "knorm",
-    "qwen2.5-vl": "canvas_px",
-    "qwen3-vl": "knorm",
-    "qwen3.5": "knorm",
-}
+#: family -> coordinate frame of its grounding / agent outputs (``FamilySpec.coord_frame``)
+FRAMES: dict[str, str] = {name: get_family(name).coord_frame for name in list_families()}
 
 KNORM_SCALE = 1000
 

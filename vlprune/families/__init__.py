@@ -1,12 +1,17 @@
-"""Per-family constants (SPEC.md §1), keyed by family name and by ``config.model_type``.
+"""Model families: one module per family holds every fact vlprune needs about it.
 
-One table, no ``isinstance`` chains: everything that differs between Qwen2-VL, Qwen2.5-VL,
-Qwen3-VL and Qwen3.5 at the pixel level lives in a :class:`FamilySpec` row.
+``vlprune/families/<family>.py`` defines that family's :class:`FamilySpec`: pixel settings of its image
+processor (block = patch x merge, resize limits, normalisation), the ``config.model_type`` names it covers
+(dense and MoE), the processor class and chat template flavour, the coordinate frame of its grounding
+outputs, in-LLM facts (a gated query projection, DeepStack), its released architectures (:class:`Shape`
+rows) and a tiny test shape. Everything else -- model adapters, the FLOPs model, the offline processor,
+benchmarks, the evaluation parsers -- looks a family up here (by vlprune name or by ``model_type``), so
+a model type is supported everywhere or nowhere. No ``isinstance`` chains; no torch import.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 OPENAI_CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 OPENAI_CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
@@ -14,10 +19,32 @@ HALF = (0.5, 0.5, 0.5)
 
 
 @dataclass(frozen=True)
-class FamilySpec:
-    """Pixel-level settings of one model family's image processor.
+class Shape:
+    """One named architecture: ``model_type`` plus vision / text / top-level config kwargs (no weights)."""
 
-    ``block = patch_size * merge_size`` pixels per side is one LLM token.
+    name: str
+    model_type: str
+    vision: dict
+    text: dict
+    top: dict = field(default_factory=dict)
+    checkpoint: str = ""
+
+    @property
+    def family(self) -> str:
+        return get_family(self.model_type).name
+
+
+@dataclass(frozen=True)
+class FamilySpec:
+    """Everything that differs between Qwen2-VL, Qwen2.5-VL, Qwen3-VL and Qwen3.5.
+
+    block = ``patch_size * merge_size`` pixels per side is one LLM token.
+    processor_class: the transformers processor; system_prompt: its chat template adds the default system
+    turn; coord_frame: ``knorm`` (0-1000 grid) or ``canvas_px`` (pixels of the resized image) in grounding
+    outputs; query_gate: attention ``q_proj`` emits [query, gate] per head; deepstack: the vision tower
+    feeds DeepStack features into the first decoder layers; flops_vision: which vision-tower layout the
+    FLOPs model reads; shapes: released architectures; default_shape: the one demos and benchmarks build;
+    tiny: the test shape.
     """
 
     name: str
@@ -29,42 +56,63 @@ class FamilySpec:
     image_mean: tuple[float, float, float]
     image_std: tuple[float, float, float]
     model_types: tuple[str, ...]
+    processor_class: str = ""
+    system_prompt: bool = False
+    coord_frame: str = "knorm"
+    query_gate: bool = False
+    deepstack: bool = False
+    flops_vision: str = ""
+    shapes: tuple[Shape, ...] = ()
+    default_shape: str = ""
+    tiny: Shape | None = None
 
     @property
     def block(self) -> int:
         return self.patch_size * self.merge_size
 
 
-FAMILIES: dict[str, FamilySpec] = {
-    "qwen2-vl": FamilySpec(
-        "qwen2-vl", 14, 2, 2, 3136, 12845056, OPENAI_CLIP_MEAN, OPENAI_CLIP_STD, ("qwen2_vl",)
-    ),
-    "qwen2.5-vl": FamilySpec(
-        "qwen2.5-vl", 14, 2, 2, 3136, 12845056, OPENAI_CLIP_MEAN, OPENAI_CLIP_STD, ("qwen2_5_vl",)
-    ),
-    "qwen3-vl": FamilySpec(
-        "qwen3-vl", 16, 2, 2, 65536, 16777216, HALF, HALF, ("qwen3_vl", "qwen3_vl_moe")
-    ),
-    "qwen3.5": FamilySpec(
-        "qwen3.5", 16, 2, 2, 65536, 16777216, HALF, HALF, ("qwen3_5", "qwen3_5_moe")
-    ),
-}
+def _load() -> dict[str, FamilySpec]:
+    from vlprune.families import qwen2_5_vl, qwen2_vl, qwen3_5, qwen3_vl
 
+    return {m.SPEC.name: m.SPEC for m in (qwen2_vl, qwen2_5_vl, qwen3_vl, qwen3_5)}
+
+
+FAMILIES: dict[str, FamilySpec] = {}
+_BY_MODEL_TYPE: dict[str, FamilySpec] = {}
 DEFAULT_FAMILY = "qwen3-vl"
 
-_BY_MODEL_TYPE = {mt: spec for spec in FAMILIES.values() for mt in spec.model_types}
+
+def _ensure() -> None:
+    if not FAMILIES:
+        FAMILIES.update(_load())
+        _BY_MODEL_TYPE.update({mt: spec for spec in FAMILIES.values() for mt in spec.model_types})
 
 
-def get_family(name: str) -> FamilySpec:
-    """Look up a family by its vlprune name (``qwen3-vl``) or a ``config.model_type`` (``qwen3_vl``)."""
+def get_family(name) -> FamilySpec:
+    """Look up a family by its vlprune name (``qwen3-vl``) or a ``config.model_type`` (``qwen3_vl_moe``)."""
     if isinstance(name, FamilySpec):
         return name
+    _ensure()
     spec = FAMILIES.get(name) or _BY_MODEL_TYPE.get(name)
     if spec is None:
         known = ", ".join(sorted(FAMILIES))
-        raise ValueError(f"unknown model family {name!r}; expected one of: {known}")
+        types = ", ".join(sorted(_BY_MODEL_TYPE))
+        raise ValueError(f"unknown model family {name!r}; expected one of: {known} (model types: {types})")
     return spec
 
 
 def list_families() -> list[str]:
+    _ensure()
     return sorted(FAMILIES)
+
+
+def model_types() -> list[str]:
+    """Every ``config.model_type`` vlprune supports."""
+    _ensure()
+    return sorted(_BY_MODEL_TYPE)
+
+
+def all_shapes() -> dict[str, Shape]:
+    """Every released shape of every family, by name."""
+    _ensure()
+    return {s.name: s for spec in FAMILIES.values() for s in spec.shapes}

@@ -10,7 +10,8 @@ An adapter wraps one loaded ``*ForConditionalGeneration`` model and exposes, per
 * ``rope_index`` (LLM positions): the family's ``get_rope_index`` on the unpruned sequence.
 * ``language_model`` / ``decoder_layers`` (for later in-LLM methods at layer K: FastV, GUIPruner SSP).
 
-Adapters are registered by ``config.model_type`` (:func:`register_adapter`, :func:`get_adapter`).
+Adapters are registered by family name (:func:`register_adapter`); :func:`get_adapter` finds the family
+of ``config.model_type`` in :mod:`vlprune.families`, the one home of each family's facts.
 """
 
 from __future__ import annotations
@@ -28,30 +29,34 @@ _ADAPTERS: dict[str, type["FamilyAdapter"]] = {}
 
 
 def register_adapter(cls: type["FamilyAdapter"]) -> type["FamilyAdapter"]:
-    """Class decorator: register an adapter for each of its ``model_types``."""
-    for mt in cls.model_types:
-        _ADAPTERS[mt] = cls
+    """Class decorator: register the adapter of the family ``cls.family``."""
+    _ADAPTERS[get_family(cls.family).name] = cls
     return cls
 
 
 def supported_model_types() -> list[str]:
+    """Every ``config.model_type`` that has an adapter (all of :func:`vlprune.families.model_types`)."""
     import vlprune.models  # noqa: F401  (registers the built-in adapters)
 
-    return sorted(_ADAPTERS)
+    return sorted(mt for name in _ADAPTERS for mt in get_family(name).model_types)
 
 
 def get_adapter(model) -> "FamilyAdapter":
-    """The adapter for ``model`` (dispatch on ``model.config.model_type``); ValueError if unsupported."""
+    """The adapter for ``model`` (its family from ``model.config.model_type``); ValueError if unsupported."""
     import vlprune.models  # noqa: F401
 
     config = getattr(model, "config", None)
     mt = getattr(config, "model_type", None)
-    if mt not in _ADAPTERS:
+    try:
+        name = get_family(mt).name if isinstance(mt, str) else None
+    except ValueError:
+        name = None
+    if name not in _ADAPTERS:
         raise ValueError(
             f"unsupported model family: config.model_type={mt!r} ({type(model).__name__}); "
-            f"vlprune supports {', '.join(sorted(_ADAPTERS))}"
+            f"vlprune supports {', '.join(supported_model_types())}"
         )
-    return _ADAPTERS[mt](model)
+    return _ADAPTERS[name](model)
 
 
 def patch_rows(kept_blocks: np.ndarray, offset: int, merge: int) -> torch.Tensor:
@@ -94,9 +99,6 @@ class FamilyAdapter:
     """Base adapter: Qwen2-VL behaviour (2-D RoPE + per-image full attention in the ViT)."""
 
     family: ClassVar[str] = ""
-    model_types: ClassVar[tuple[str, ...]] = ()
-    #: the vision tower returns DeepStack features that must be split per image (Qwen3-VL)
-    deepstack: ClassVar[bool] = False
 
     def __init__(self, model):
         self.model = model
@@ -164,8 +166,15 @@ class FamilyAdapter:
             raise ValueError(f"decoder layer {layer} has no self-attention module")
         return attn
 
-    #: the attention's q_proj emits [query, gate] per head (Qwen3.5)
-    query_gate: ClassVar[bool] = False
+    @property
+    def deepstack(self) -> bool:
+        """The vision tower returns DeepStack features that must be split per image (Qwen3-VL)."""
+        return self.spec.deepstack
+
+    @property
+    def query_gate(self) -> bool:
+        """The attention's q_proj emits [query, gate] per head (Qwen3.5)."""
+        return self.spec.query_gate
 
     def deepstack_layers(self) -> int:
         """Decoder layers after which DeepStack visual features are added (Qwen3-VL)."""

@@ -46,7 +46,6 @@ def kept_windows(grid_thw: torch.Tensor, kept: list[np.ndarray], merge: int, win
 @register_adapter
 class Qwen2_5_VLAdapter(FamilyAdapter):
     family = "qwen2.5-vl"
-    model_types = ("qwen2_5_vl",)
     rope_extra_keys: ClassVar[tuple[str, ...]] = ("second_per_grid_ts",)
 
     def vision_kwargs(self, grid_thw, rows, kept):

@@ -8,4 +8,3 @@ from vlprune.models.base import FamilyAdapter, register_adapter
 @register_adapter
 class Qwen2VLAdapter(FamilyAdapter):
     family = "qwen2-vl"
-    model_types = ("qwen2_vl",)

@@ -9,8 +9,6 @@ from vlprune.models.qwen3_vl import interpolation_kwargs
 @register_adapter
 class Qwen3_5Adapter(FamilyAdapter):
     family = "qwen3.5"
-    model_types = ("qwen3_5", "qwen3_5_moe")
-    query_gate = True
 
     def vision_kwargs(self, grid_thw, rows, kept):
         kw = super().vision_kwargs(grid_thw, rows, kept)

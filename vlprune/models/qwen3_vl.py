@@ -25,8 +25,6 @@ def interpolation_kwargs(visual, grid_thw, rows, merge: int) -> dict:
 @register_adapter
 class Qwen3VLAdapter(FamilyAdapter):
     family = "qwen3-vl"
-    model_types = ("qwen3_vl", "qwen3_vl_moe")
-    deepstack = True
 
     def vision_kwargs(self, grid_thw, rows, kept):
         kw = super().vision_kwargs(grid_thw, rows, kept)
