@@ -33,20 +33,9 @@ _TEMPLATE = (
     "{% endif %}{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
 )
 
-#: Qwen-VL chat templates: Qwen2/2.5-VL add the default system prompt, Qwen3-VL/3.5 do not.
-CHAT_TEMPLATES = {
-    "qwen2-vl": _TEMPLATE.replace("SYSTEM", _SYSTEM),
-    "qwen2.5-vl": _TEMPLATE.replace("SYSTEM", _SYSTEM),
-    "qwen3-vl": _TEMPLATE.replace("SYSTEM", ""),
-    "qwen3.5": _TEMPLATE.replace("SYSTEM", ""),
-}
-
-_PROCESSOR_CLASS = {
-    "qwen2-vl": "Qwen2VLProcessor",
-    "qwen2.5-vl": "Qwen2_5_VLProcessor",
-    "qwen3-vl": "Qwen3VLProcessor",
-    "qwen3.5": "Qwen3VLProcessor",
-}
+def chat_template(family: str) -> str:
+    """The Qwen-VL chat template; Qwen2/2.5-VL's adds the default system turn (``FamilySpec.system_prompt``)."""
+    return _TEMPLATE.replace("SYSTEM", _SYSTEM if get_family(family).system_prompt else "")
 
 
 def tokenizer_dir() -> Path:
@@ -73,8 +62,8 @@ def build_processor(family: str = "qwen3-vl", min_pixels: int | None = None, max
         image_mean=list(spec.image_mean), image_std=list(spec.image_std),
         size={"shortest_edge": min_pixels or spec.min_pixels, "longest_edge": max_pixels or spec.max_pixels},
     )
-    return _image_only(getattr(transformers, _PROCESSOR_CLASS[spec.name]))(
-        image_processor=ip, tokenizer=tok, chat_template=CHAT_TEMPLATES[spec.name]
+    return _image_only(getattr(transformers, spec.processor_class))(
+        image_processor=ip, tokenizer=tok, chat_template=chat_template(spec.name)
     )
 
 
@@ -91,10 +80,16 @@ def _image_only(cls):
 
 
 def processor_inputs(processor, image, prompt: str = "Describe this image.", padding_side: str = "left"):
-    """Chat-template one user turn (image + text) and run the processor -> model kwargs (pt)."""
-    from vlprune.grid import load_image
+    """Chat-template one user turn (image + text) and run the processor -> model kwargs (pt).
 
-    img = load_image(image) if not hasattr(image, "convert") else image.convert("RGB")
+    ``image``: a PIL image goes to the processor as it is (the processor converts it); a path, bytes
+    or array is loaded by :func:`vlprune.load_image` first, as transformers' ``load_image`` would.
+    """
+    from PIL import Image
+
+    from vlprune.images import load_image
+
+    img = image if isinstance(image, Image.Image) else load_image(image)
     messages = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": prompt}]}]
     text = processor.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
     processor.tokenizer.padding_side = padding_side
