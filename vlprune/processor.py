@@ -80,16 +80,10 @@ def _image_only(cls):
 
 
 def processor_inputs(processor, image, prompt: str = "Describe this image.", padding_side: str = "left"):
-    """Chat-template one user turn (image + text) and run the processor -> model kwargs (pt).
+    """Chat-template one user turn (image + text) and run the processor -> model kwargs (pt)."""
+    from vlprune.grid import load_image
 
-    ``image``: a PIL image goes to the processor as it is (the processor converts it); a path, bytes
-    or array is loaded by :func:`vlprune.load_image` first, as transformers' ``load_image`` would.
-    """
-    from PIL import Image
-
-    from vlprune.images import load_image
-
-    img = image if isinstance(image, Image.Image) else load_image(image)
+    img = load_image(image) if not hasattr(image, "convert") else image.convert("RGB")
     messages = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": prompt}]}]
     text = processor.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
     processor.tokenizer.padding_side = padding_side
