@@ -13,6 +13,7 @@ tables spell out what a loader must read back.
 
 from __future__ import annotations
 
+import functools
 import io
 import json
 from pathlib import Path
@@ -28,7 +29,12 @@ WEB = (160, 90)
 
 def _screens(n: int, size: tuple[int, int], kind: str) -> list[Image.Image]:
     """``n`` distinct small RGB screenshots: crops of corpus trajectory screenshots, else flat colours."""
-    folder = CORPUS / "trajectories"
+    return [im.copy() for im in _cached_screens(n, size, kind, CORPUS)]
+
+
+@functools.lru_cache(maxsize=None)
+def _cached_screens(n: int, size: tuple[int, int], kind: str, corpus: Path) -> tuple[Image.Image, ...]:
+    folder = corpus / "trajectories"
     prefix = "mob_" if kind == "mobile" else "web_"
     shots = sorted(folder.glob(f"{prefix}*/step_*.png")) if folder.is_dir() else []
     out = []
@@ -41,7 +47,7 @@ def _screens(n: int, size: tuple[int, int], kind: str) -> list[Image.Image]:
                 out.append(im.convert("RGB").crop((0, top, cw, top + ch)).resize(size))
         else:
             out.append(Image.new("RGB", size, ((40 * k) % 256, (90 + 25 * k) % 256, 160)))
-    return out
+    return tuple(out)
 
 
 def _png(img: Image.Image) -> bytes:

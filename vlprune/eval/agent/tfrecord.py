@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import gzip
 import struct
+import zlib
 from pathlib import Path
 from typing import BinaryIO, Iterator
 
@@ -79,7 +80,7 @@ def read_records(path: str | Path, compression: str = "GZIP", verify_data_crc: b
         while True:
             try:
                 header = f.read(12)
-            except (OSError, EOFError) as exc:  # gzip: bad stream / CRC / truncated
+            except (OSError, EOFError, zlib.error) as exc:  # gzip: bad stream / CRC / truncated
                 raise TFRecordError(f"{path} [record {index}]: {exc}") from None
             if not header:
                 return
@@ -91,7 +92,7 @@ def read_records(path: str | Path, compression: str = "GZIP", verify_data_crc: b
             try:
                 data = f.read(length)
                 footer = f.read(4)
-            except (OSError, EOFError) as exc:
+            except (OSError, EOFError, zlib.error) as exc:
                 raise TFRecordError(f"{path} [record {index}]: {exc}") from None
             if len(data) < length or len(footer) < 4:
                 raise TFRecordError(f"{path} [record {index}]: truncated record ({len(data)} of {length} bytes)")

@@ -26,6 +26,7 @@ from vlprune.eval.agent.prompt import PromptConfig, TaskSpec
 from vlprune.eval.agent.records import Action, Episode, RecordError, Step
 from vlprune.eval.base import ImageRef, LoadProblem, Sample, register_dataset
 from vlprune.eval.metrics import aitw as M
+from vlprune.methods.options import choice
 
 _SIMPLE = {M.PRESS_BACK: "back", M.PRESS_HOME: "home", M.PRESS_ENTER: "enter",
            M.STATUS_TASK_COMPLETE: "finish", M.STATUS_TASK_IMPOSSIBLE: "impossible"}
@@ -36,6 +37,9 @@ _IMAGE_DIRS = ("", "aitw_images", "aitw_imgs", "images")
 class AitwOptions:
     split: str = "test"  # aitw_data_<split>.json
     image_dir: str | None = None
+
+    def __post_init__(self):
+        choice("split", self.split, ("train", "val", "test"))
 
 
 def _xy(v, name: str) -> tuple[float, float]:

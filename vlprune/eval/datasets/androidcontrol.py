@@ -67,6 +67,9 @@ class AndroidControlOptions:
 
     def __post_init__(self):
         choice("variant", self.variant, ("original", "curated"))
+        for name in ("verify_crc", "improved"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"option {name} must be true or false, got {getattr(self, name)!r}")
         choice("mode", self.mode, ("high", "low"))
         if self.subsplit is not None:
             choice("subsplit", self.subsplit, SUBSPLITS)
