@@ -15,7 +15,9 @@ import dataclasses
 import numpy as np
 import pytest
 import torch
-from model_fixtures import FAMILIES, assert_same_state, build_batch, model_state, synthetic_image, tiny_model
+from model_fixtures import (
+    FAMILIES, assert_same_state, build_batch, image_processor, model_state, synthetic_image, tiny_model,
+)
 
 from vlprune.api import apply
 from vlprune.grid import BlockGrid
@@ -23,7 +25,12 @@ from vlprune.methods import STAGES, create_method, keep_count, list_methods
 from vlprune.methods.base import get_method_class
 
 #: non-default options where a method has more than the generic ``retain`` / ``seed``
-ALT_OPTIONS = {"pixelprune": {"order": "serpentine", "metric": "mae", "tau": 0.05}}
+ALT_OPTIONS = {
+    "pixelprune": {"order": "serpentine", "metric": "mae", "tau": 0.05},
+    "tar": {"lam": 0.2, "gamma": 0.5},
+    "ssp": {"mu": 0.5, "rho": 0.5},
+    "guipruner": {"preset": "III"},
+}
 
 
 def _alt(name: str) -> dict:
@@ -82,7 +89,7 @@ def test_padded_batch_equals_single(family, spec, padding):
     method = _pipeline(name, variants()[int(idx)][1]) if idx else name
     model = tiny_model(family)
     samples = _samples(family)
-    with torch.no_grad(), apply(model, method) as run:
+    with torch.no_grad(), apply(model, method, processor=image_processor(family)) as run:
         out = model(**build_batch(family, samples, padding)).logits
         valid = _valid_out(run, out)
         tokens = [s.tokens_by_stage for s in run.stats]
@@ -114,7 +121,7 @@ def test_retain_one_is_bit_identical(family, spec, attn):
     with torch.no_grad():
         ref = model(**b).logits
         ref_gen = model.generate(**b, max_new_tokens=4, do_sample=False)
-        with apply(model, [create_method(n, retain=1.0) for n in names]) as run:
+        with apply(model, [create_method(n, retain=1.0) for n in names], processor=image_processor(family)) as run:
             out = model(**b).logits
             gen = model.generate(**b, max_new_tokens=4, do_sample=False)
     assert torch.equal(ref, out)
@@ -139,14 +146,15 @@ def _mask_dropped_hooks(model, k, dropped):
     return [layers[i].register_forward_pre_hook(hook, with_kwargs=True) for i in range(k, len(layers))]
 
 
-@pytest.mark.parametrize("spec,layer", [("fastv", None), ("pixelprune+fastv", None), ("fastv", 1), ("fastv", 3)])
+@pytest.mark.parametrize("spec,layer", [("fastv", None), ("pixelprune+fastv", None), ("fastv", 1), ("fastv", 3),
+                                        ("ssp", None), ("pixelprune+ssp", 1)])
 @pytest.mark.parametrize("family", ["qwen2-vl", "qwen2.5-vl", "qwen3-vl"])
 def test_llm_prune_equals_masked_reference(family, spec, layer):
     """Qwen3-VL with K = 1 also covers DeepStack below K (2 DeepStack layers in the tiny model)."""
     model = tiny_model(family, "eager")
     b = build_batch(family, _samples(family))
     names = spec.split("+")
-    llm = create_method("fastv", layer=layer) if layer else "fastv"
+    llm = create_method(names[-1], layer=layer) if layer else names[-1]
     with torch.no_grad():
         with apply(model, [*names[:-1], llm]) as run:
             out = model(**b).logits
@@ -276,14 +284,14 @@ def test_nothing_left_after_exit_with_every_stage(family):
     model.model.rope_deltas = None
     before = model_state(model)
     spec = compositions()[-1]
-    with torch.no_grad(), apply(model, spec):
+    with torch.no_grad(), apply(model, spec, processor=image_processor(family)):
         inside = model_state(model)
         model(**b)
         model.generate(**b, max_new_tokens=2, do_sample=False)
     assert inside["hooks"] != before["hooks"]
     assert_same_state(before, model_state(model))
     with pytest.raises(RuntimeError, match="boom"):
-        with torch.no_grad(), apply(model, spec):
+        with torch.no_grad(), apply(model, spec, processor=image_processor(family)):
             model(**b)
             raise RuntimeError("boom")
     assert_same_state(before, model_state(model))

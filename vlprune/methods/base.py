@@ -102,17 +102,23 @@ class ImageContext:
     image:    index in the batch (processor order); sample: its batch row; order: its 0-based order among
               that sample's images; n_images: images in that sample (the last one is the current
               screenshot of an agent prompt).
-    grid:     the image's block grid as the vision encoder receives it (after the input stage).
+    grid:     the image's block grid as the vision encoder receives it (after the input stage; None while
+              input methods run before the processor, see ``PruningSession.process``).
     kept:     (n,) sorted block indices (raster order of ``grid.shape``) still present when the stage runs;
               the tokens a post-ViT / LLM method sees are these blocks, in this order.
+    raw_size: (height, width) px the processor makes of the image without any input-stage resize.
+    family:   the model family; pixel_limits: the processor's (min_pixels, max_pixels).
     """
 
     image: int
     sample: int
     order: int
     n_images: int
-    grid: "BlockGrid"
+    grid: "BlockGrid | None"
     kept: np.ndarray
+    raw_size: tuple[int, int] = (0, 0)
+    family: object = None
+    pixel_limits: tuple[int, int] = (0, 0)
 
     @property
     def is_last(self) -> bool:
@@ -134,6 +140,11 @@ class Method:
 
     def __post_init__(self):
         """Validate options (subclasses call ``super().__post_init__()``)."""
+
+    def components(self) -> tuple["Method", ...]:
+        """The stage methods this method stands for in a pipeline (itself; presets spanning several
+        stages, such as GUIPruner = TAR + SSP, return their parts)."""
+        return (self,)
 
     def describe(self) -> str:
         """``name(option=value, ...)`` for stats, tables and logs."""

@@ -172,6 +172,7 @@ class LLMStage:
         q_cols = torch.zeros((b, n_q), dtype=torch.long, device=hidden.device)
         q_valid = torch.zeros((b, n_q), dtype=torch.bool, device=hidden.device)
         for r, q in enumerate(st.queries):
+            q_cols[r] = q[0] if q else st.rows[r].last  # padding queries: a real column, weight 0
             q_cols[r, : len(q)] = torch.tensor(q, dtype=torch.long)
             q_valid[r, : len(q)] = True
         key_valid = (st.am2d.bool() if st.am2d is not None

@@ -78,11 +78,11 @@ def resolve_pipeline(spec, options: dict | None = None) -> Pipeline:
             methods.append(item)
         else:
             raise TypeError(f"expected a vlprune method (see vlprune.create_method), got {type(item).__name__}")
+    methods = [part for m in methods for part in m.components()]
     by_stage: dict[str, Method] = {}
     for m in methods:
         if m.stage in by_stage:
             raise ValueError(f"two methods of stage {m.stage!r}: {by_stage[m.stage].name!r} and {m.name!r}; "
                              f"a pipeline takes at most one method per stage ({' -> '.join(STAGES)})")
         by_stage[m.stage] = m
-    # "full" is the keep-everything pre-ViT method; it adds nothing next to another pre-ViT method's absence.
     return Pipeline(tuple(by_stage[s] for s in STAGES if s in by_stage))

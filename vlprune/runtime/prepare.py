@@ -86,11 +86,15 @@ def check_inputs(ad: FamilyAdapter, input_ids, pixel_values, image_grid_thw) -> 
 class Preparer:
     """Runs the stages before the LLM for one model (one adapter, one pipeline)."""
 
-    def __init__(self, adapter: FamilyAdapter, pipeline: Pipeline, mean=None, std=None, sync_cuda: bool = False):
+    def __init__(self, adapter: FamilyAdapter, pipeline: Pipeline, mean=None, std=None, sync_cuda: bool = False,
+                 pixel_limits: tuple[int, int] | None = None):
         self.ad = adapter
         self.pipeline = pipeline
         self.mean, self.std = mean, std
         self.sync_cuda = sync_cuda
+        self.pixel_limits = pixel_limits or (adapter.spec.min_pixels, adapter.spec.max_pixels)
+        #: set by ``PruningSession.process``: per image the (height, width) before the input stage resized it
+        self.raw_sizes: list[tuple[int, int]] | None = None
 
     def __call__(self, *, input_ids=None, attention_mask=None, mm_token_type_ids=None, pixel_values=None,
                  image_grid_thw=None, pixel_values_videos=None, video_grid_thw=None, entry: str = "forward",
@@ -104,7 +108,8 @@ class Preparer:
         if mm_token_type_ids is None:
             mm_token_type_ids = (input_ids == ad.image_token_id).int() + 2 * (input_ids == ad.video_token_id).int()
         grids = BlockGrid.from_pixel_values(pixel_values, thw, ad.spec, self.mean, self.std)
-        images = self._images(grids, spans, pixel_values, thw)
+        raw, self.raw_sizes = self.raw_sizes, None
+        images = self._images(grids, spans, pixel_values, thw, raw if raw and len(raw) == len(grids) else None)
         self._input_stage(images)
         self._pre_vit_stage(images, pixel_values)
         pixel_rows, vit_rows, vthw = self._vit_rows(images, image_grid_thw)
@@ -155,7 +160,7 @@ class Preparer:
         return Prepared(kwargs, plan, call, sels, vit_rows, vkw, [im.ctx for im in images], plan_spans)
 
     # ------------------------------------------------------------------ stages
-    def _images(self, grids, spans, pixel_values, thw) -> list[_Image]:
+    def _images(self, grids, spans, pixel_values, thw, raw_sizes) -> list[_Image]:
         per_row: dict[int, int] = {}
         for s in spans:
             per_row[s.row] = per_row.get(s.row, 0) + 1
@@ -164,8 +169,12 @@ class Preparer:
         for i, (g, s) in enumerate(zip(grids, spans)):
             order = seen.get(s.row, 0)
             seen[s.row] = order + 1
-            ctx = ImageContext(i, s.row, order, per_row[s.row], g, np.arange(g.n_blocks, dtype=np.int64))
-            out.append(_Image(ctx, s, (pixel_values, off), tuple(thw[i].tolist()), {"raw": g.n_blocks}))
+            raw = tuple(raw_sizes[i]) if raw_sizes else tuple(g.size)
+            b = self.ad.spec.block
+            ctx = ImageContext(i, s.row, order, per_row[s.row], g, np.arange(g.n_blocks, dtype=np.int64), raw,
+                               self.ad.spec, self.pixel_limits)
+            out.append(_Image(ctx, s, (pixel_values, off), tuple(thw[i].tolist()), {"raw": (raw[0] // b) * (raw[1] // b)},
+                              resized=None if raw == tuple(g.size) else tuple(g.size)))
             off += int(thw[i].prod())
         return out
 
@@ -269,3 +278,38 @@ class Preparer:
     def _sync(self):
         if self.sync_cuda and torch.cuda.is_available():
             torch.cuda.synchronize()
+
+
+def pixel_limits(image_processor) -> tuple[int, int] | None:
+    """(min_pixels, max_pixels) of a Qwen-VL image processor, or None if it does not say."""
+    size = getattr(image_processor, "size", None) or {}
+    lo = size.get("shortest_edge") if hasattr(size, "get") else None
+    hi = size.get("longest_edge") if hasattr(size, "get") else None
+    lo = getattr(image_processor, "min_pixels", None) or lo
+    hi = getattr(image_processor, "max_pixels", None) or hi
+    return (int(lo), int(hi)) if lo and hi else None
+
+
+def resize_inputs(method, samples: list[list], spec, limits: tuple[int, int]):
+    """The input stage before the processor: load each sample's images, let ``method`` (or nobody) choose
+    sizes from the sizes the processor would make, and resize the originals once (bicubic) to them.
+
+    Returns (images per sample as PIL RGB, per image the processor's (height, width) without the resize).
+    """
+    from vlprune.grid import load_image, smart_resize
+
+    out, raw = [], []
+    index = 0
+    for row, imgs in enumerate(samples):
+        loaded = [load_image(im) for im in imgs]
+        sizes = [smart_resize(im.height, im.width, spec.block, *limits) for im in loaded]
+        raw += sizes
+        targets = [None] * len(loaded)
+        if method is not None and loaded:
+            ctxs = [ImageContext(index + k, row, k, len(loaded), None, np.zeros(0, np.int64), sz, spec, limits)
+                    for k, sz in enumerate(sizes)]
+            targets = method.sizes(ctxs)
+        index += len(loaded)
+        out.append([im if t is None or tuple(t) == sz else im.resize((int(t[1]), int(t[0])), Image.Resampling.BICUBIC)
+                    for im, t, sz in zip(loaded, targets, sizes)])
+    return out, raw

@@ -26,7 +26,7 @@ import torch
 from vlprune.models.base import FamilyAdapter, get_adapter
 from vlprune.runtime.llm import LLMStage
 from vlprune.runtime.pipeline import Pipeline, resolve_pipeline
-from vlprune.runtime.prepare import Prepared, Preparer
+from vlprune.runtime.prepare import Prepared, Preparer, pixel_limits, resize_inputs
 from vlprune.runtime.stats import CallStats, ImageStats
 
 _ACTIVE: "weakref.WeakSet[torch.nn.Module]" = weakref.WeakSet()
@@ -61,12 +61,15 @@ class PruningSession:
         self.config = config
         self.adapter: FamilyAdapter = get_adapter(model)
         mean, std = config.image_mean, config.image_std
+        limits = None
         if processor is not None:
             self.adapter.check_processor(processor)
             ip = getattr(processor, "image_processor", processor)
             mean = mean or tuple(getattr(ip, "image_mean", None) or ()) or None
             std = std or tuple(getattr(ip, "image_std", None) or ()) or None
-        self.prepare = Preparer(self.adapter, pipeline, mean, std, config.sync_cuda)
+            limits = pixel_limits(ip)
+        self.processor = processor
+        self.prepare = Preparer(self.adapter, pipeline, mean, std, config.sync_cuda, limits)
         llm = pipeline.get("llm")
         self.llm = LLMStage(self.adapter, llm) if llm is not None else None
         self.last: CallStats | None = None
@@ -89,6 +92,30 @@ class PruningSession:
     def stats(self) -> list[ImageStats]:
         """Per-image stats of the last call (empty before the first call with images)."""
         return list(self.last.images) if self.last is not None else []
+
+    # ------------------------------------------------------------------ input stage before the processor
+    def process(self, text, images, processor=None, **kwargs):
+        """Run the pipeline's input stage on the raw images, then the processor: one resampling per image
+        (GUIPruner TAR resizes history screenshots before the processor). Returns the processor's batch.
+
+        text: the chat-templated prompt(s) (str or list, one per sample); images: per sample the list of
+        its images in prompt order (paths, PIL images or arrays; the last one is the current screenshot).
+        The next model call records each image's token count before the resize as ``raw``. Without an
+        input-stage method this is just the processor. ``kwargs`` go to the processor.
+        """
+        processor = processor or self.processor
+        if processor is None:
+            raise ValueError("process() needs the processor: pass it here or to vlprune.apply(..., processor=...)")
+        texts = [text] if isinstance(text, str) else list(text)
+        per_sample = [list(s) for s in images]
+        if len(per_sample) != len(texts):
+            raise ValueError(f"images must hold one list per sample: {len(texts)} prompt(s), {len(per_sample)} list(s)")
+        resized, raw = resize_inputs(self.pipeline.get("input"), per_sample, self.adapter.spec,
+                                     self.prepare.pixel_limits)
+        batch = processor(text=texts, images=[im for s in resized for im in s] or None, return_tensors="pt",
+                          padding=True, **kwargs)
+        self.prepare.raw_sizes = raw
+        return batch
 
     # ------------------------------------------------------------------ entry points
     def _run_prepare(self, call: dict, extra: dict, entry: str) -> Prepared:
