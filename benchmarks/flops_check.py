@@ -1,4 +1,4 @@
-"""Check vlprune.flops against torch's FLOP counter on REAL-SIZE architectures (issue 4, items 2-3).
+"""Check vlprune.flops against torch's FLOP counter on REAL-SIZE architectures.
 
 Builds each named shape (vlprune.shapes) on the meta device -- no weights, no memory -- runs the vision
 tower and the decoder under ``torch.utils.flop_counter.FlopCounterMode`` (pruned runs emulated as in
@@ -45,7 +45,7 @@ def _kept(grid, retain: float, seed: int = 0) -> np.ndarray:
 
 
 def _tar_history(family: str, height: int, width: int, frames: int = 3, lam: float = 0.4, gamma: float = 0.2):
-    """Current frame at full size + ``frames - 1`` history frames resized by TAR quotas (SPEC §5)."""
+    """Current frame at full size + ``frames - 1`` history frames resized by TAR quotas (GUIPruner §3.2)."""
     full = flops.image_tokens_for_size(height, width, family)
     n_hist = frames - 1
     blocks = full.grid_thw[1] * full.grid_thw[2] // 4

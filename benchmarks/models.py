@@ -1,4 +1,4 @@
-"""Full vs PixelPrune-pruned prefill on real-size Qwen-VL models with random weights (issue 3 item 7).
+"""Full vs PixelPrune-pruned prefill on real-size Qwen-VL models with random weights.
 
 The measurements are ``vlprune bench`` runs (full depth, bf16, random weights, the real offline
 processor; CUDA events on a GPU, where prefill = TTFT) shared with benchmarks/bench_table.py:

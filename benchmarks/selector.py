@@ -1,4 +1,4 @@
-"""Time the PixelPrune selectors against a plain copy of the processor's pixel_values (issue 2, item 8).
+"""Time the PixelPrune selectors against a plain copy of the processor's pixel_values.
 
 Per image size (720p, 1080p, 1440p and 4K screenshots, A4 pages) the script builds the family's
 real transformers image processor (PIL backend), runs it on a corpus image, and times on ONE core

@@ -1,5 +1,5 @@
 """Measure FLOPs of a HF Qwen-VL model with ``torch.utils.flop_counter.FlopCounterMode`` (checks
-:mod:`vlprune.flops`; issue 4 item 2).
+:mod:`vlprune.flops`).
 
 Pruned runs are emulated on the unmodified model, so the check does not depend on ``vlprune.models``:
 

@@ -1,4 +1,4 @@
-"""Analytic FLOPs and KV-cache model for Qwen2-VL, Qwen2.5-VL, Qwen3-VL and Qwen3.5 (issue 4, items 1-3).
+"""Analytic FLOPs and KV-cache model for Qwen2-VL, Qwen2.5-VL, Qwen3-VL and Qwen3.5.
 
 Counts every matmul-class op the Hugging Face implementation runs (``nn.Linear``, the patch-embedding
 ``Conv3d``, the depthwise ``Conv1d`` of Qwen3.5, attention ``QK^T`` and ``AV``, the gated-delta-rule
@@ -622,7 +622,7 @@ def estimate(
 def image_tokens_for_size(
     height: int, width: int, family: str = "qwen3-vl", *, kept: int | None = None, retain: float | None = None
 ) -> ImageTokens:
-    """:class:`ImageTokens` of a ``height x width`` px image after the family's ``smart_resize`` (SPEC §1).
+    """:class:`ImageTokens` of a ``height x width`` px image after the family's ``smart_resize``.
 
     ``retain`` (0..1) sets ``kept = round(retain * blocks)``; give at most one of ``kept`` and ``retain``.
     """

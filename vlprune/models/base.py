@@ -6,7 +6,7 @@ An adapter wraps one loaded ``*ForConditionalGeneration`` model and exposes, per
   patch rows only, passing the precomputed tensors its public ``forward(**kwargs)`` accepts
   (``position_ids`` = original 2-D patch coordinates, ``cu_seqlens`` = per-image kept lengths, plus
   family extras: Qwen2.5-VL windows, Qwen3-VL/3.5 interpolated position-embedding taps). No upstream
-  forward is copied or patched (PixelPrune §3.2.3, SPEC.md §4).
+  forward is copied or patched (PixelPrune §3.2.3).
 * ``rope_index`` (LLM positions): the family's ``get_rope_index`` on the unpruned sequence.
 * ``language_model`` / ``decoder_layers`` (for later in-LLM methods at layer K: FastV, GUIPruner SSP).
 

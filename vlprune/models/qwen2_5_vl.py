@@ -1,4 +1,4 @@
-"""Qwen2.5-VL: windowed ViT layers; windows are rebuilt from the kept patches (SPEC.md §4).
+"""Qwen2.5-VL: windowed ViT layers; windows are rebuilt from the kept patches (PixelPrune §3.2.3).
 
 The unpruned window order of each image (``get_vision_window_index``) is filtered to the kept blocks:
 a kept block stays in its original window, windows left empty disappear, and the full-attention

@@ -2,7 +2,7 @@
 
 Kept patches take the interpolation taps/weights of their original (h, w) patch (gathered from the
 unpruned grid's ``get_vision_interpolation_indices_and_weights``); DeepStack features come out of the
-same ViT pass and are split per image over kept tokens only (SPEC.md §4).
+same ViT pass and are split per image over kept tokens only (PixelPrune §3.2.3).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""LLM-side index bookkeeping shared by all families (PixelPrune paper §3.2.3, SPEC.md §4).
+"""LLM-side index bookkeeping shared by all families (PixelPrune paper §3.2.3).
 
 Given the processor's ``input_ids`` (B, L) and, per image, the kept token indices of its run of image
 tokens, build the pruned batch (B, L'): only kept image tokens remain, every kept token carries the
