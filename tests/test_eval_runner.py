@@ -105,6 +105,27 @@ def test_composition_and_options_reach_the_methods(tmp_path):
     assert run["method"]["options"] == {"random": {"retain": 0.5}, "fastv": {"retain": 0.5}}
 
 
+@pytest.mark.parametrize("family", ["qwen2-vl", "qwen3-vl"])
+def test_batched_generation_equals_one_sample_at_a_time(tmp_path, family):
+    """Left-padded batches of 3 give the same outputs, tokens and FLOPs as batch size 1."""
+    from vlprune.eval.modelspec import load_model
+
+    data = eval_toy.write_toy_vqa(tmp_path / "data", 5)
+    model = loaded_model() if family == "qwen2-vl" else load_model(f"random:{family}-tiny", min_pixels=4096,
+                                                                     max_pixels=16384)
+    got = {}
+    for bs in (1, 3):
+        out = tmp_path / f"b{bs}"
+        cfg = EvalConfig("toy-vqa", str(data), model.name, str(out), methods=("random+fastv",), batch_size=bs,
+                         max_new_tokens=4, progress=False)
+        Runner(cfg, loaded=model).run()
+        got[bs] = {m: lines(out / m / "predictions.jsonl") for m in ("full", "random+fastv")}
+    for m in ("full", "random+fastv"):
+        for key in ("prediction", "tokens", "canvas", "flops", "prompt_tokens"):
+            assert [r[key] for r in got[3][m]] == [r[key] for r in got[1][m]], (m, key)
+        assert [r["batch_size"] for r in got[3][m]] == [3, 3, 3, 2, 2]
+
+
 # ---------------------------------------------------------------------------------------------- resume
 class Stop(Exception):
     pass
@@ -210,6 +231,8 @@ def test_bad_dataset_model_and_method_flags_exit_2(tmp_path, capsys):
     assert f"--model {tmp_path}: no config.json" in capsys.readouterr().err
     assert main([*base, "--model", "random:qwen9-huge"]) == 2
     assert "unknown shape 'qwen9-huge'" in capsys.readouterr().err
+    assert main([*base, "--model", "random:qwen3-vl-tiny", "--max-pixels", "12544"]) == 2  # family min is 256^2
+    assert "min_pixels 65536 exceeds max_pixels 12544" in capsys.readouterr().err
 
 
 def test_every_registered_dataset_dry_run(tmp_path):
@@ -226,7 +249,7 @@ def test_every_registered_dataset_dry_run(tmp_path):
         (tmp_path / name).mkdir()
         path = writers[name](tmp_path / name)
         out = tmp_path / f"out-{name}"
-        rc = run_cli("--dataset", name, "--data", str(path), "--out", str(out), "--max-new-tokens", "4")
+        rc = run_cli("--dataset", name, "--data", str(path), "--out", str(out), "--max-new-tokens", "2")
         recs = lines(out / "full" / "predictions.jsonl")
         universe = Universe.from_load(create_dataset(name).load(path))
         assert [r["id"] for r in recs] == [s.id for s in universe.samples], name

@@ -123,6 +123,12 @@ def load_model(text: str, *, device: str = "cpu", dtype: str = "float32", min_pi
     else:
         shape, random_weights = None, False
         model, proc = _checkpoint(Path(text), tdtype, min_pixels, max_pixels)
+    from vlprune.eval.measure import resize_limits
+
+    _, lo, hi = resize_limits(proc)
+    if lo > hi:
+        raise EvalUsageError(f"--model {text}: the processor's min_pixels {lo} exceeds max_pixels {hi} "
+                             f"(set --min-pixels as well when lowering --max-pixels)")
     model = model.to(device).eval()
     return LoadedModel(model, proc, family, text, shape, random_weights, device, dtype)
 

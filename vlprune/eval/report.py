@@ -144,7 +144,7 @@ def comparison_markdown(comp: dict) -> str:
 
 
 def save_comparison_plot(path: str | Path, comp: dict) -> bool:
-    """Primary metric against retained visual tokens (%), one labelled point per method. False if nothing to plot."""
+    """Primary metric against retained visual tokens (%), one point per method (legend). False if nothing to plot."""
     p = comp["primary_metric"]
     pts = [(r["retain"] * 100, r["metrics"][p], r["method"]) for r in comp["rows"]
            if r["retain"] is not None and p in r["metrics"]]
@@ -155,10 +155,11 @@ def save_comparison_plot(path: str | Path, comp: dict) -> bool:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(6, 4.2))
-    for x, y, label in pts:
-        ax.scatter([x], [y], s=36)
-        ax.annotate(label, (x, y), textcoords="offset points", xytext=(5, 4), fontsize=8)
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    markers = "osD^vP*Xh<>p"
+    for i, (x, y, label) in enumerate(pts):  # same-budget baselines share x: a legend keeps them apart
+        ax.scatter([x], [y], s=42, marker=markers[i % len(markers)], label=label, alpha=0.85)
+    ax.legend(fontsize=8, loc="best")
     ax.set_xlabel("retained visual tokens (Σ kept / Σ raw, %)")
     ax.set_ylabel(p)
     ax.set_xlim(0, 105)
