@@ -118,6 +118,7 @@ def test_option_values_are_python_literals_else_text():
 
 # ---------------------------------------------------------------------------------------------- suites
 def test_paper_suites_follow_the_papers_tables():
+    from vlprune.eval.config import EvalUsageError
     from vlprune.eval.suites import get_suite, list_suites
 
     assert list_suites() == ["guipruner-agents", "pixelprune-docs", "pixelprune-gui"]
@@ -134,6 +135,39 @@ def test_paper_suites_follow_the_papers_tables():
     assert [(r.key, r.options) for r in guip] == [(f"guipruner-{s}", {"guipruner": {"preset": s}}) for s in ("I", "II", "III")]
     assert {r.options["fastv"]["history_retain"] for r in agents.rows if r.method == "fastv"} == {0.4, 0.2, 0.1}
     assert len(agents.rows) == 1 + 3 * 4
+    assert agents.row("fastv-II").options == {"fastv": {"retain": 0.75, "history_retain": 0.2}}
+    assert docs.row("PixelPrune").key == "pixelprune"
+    with pytest.raises(EvalUsageError, match="3 rows have this label; give a key"):
+        agents.row("FastV")
+
+
+def test_paper_suite_columns_name_metrics_the_datasets_report(tmp_path):
+    """Every column's metric key exists in its dataset's summary (built from the fixtures, no model)."""
+    docs = pytest.importorskip("eval_fixtures_docs", reason="document/grounding fixture writers not written yet")
+    agents = pytest.importorskip("eval_fixtures_agents", reason="agent fixture writers not written yet")
+    from vlprune.eval import create_dataset
+    from vlprune.eval.scoring import Universe, failed_record
+    from vlprune.eval.suites import _metric, get_suite
+
+    writers = {**docs.DOC_FIXTURES, **agents.AGENT_FIXTURES}
+    checked = set()
+    for name in ("pixelprune-docs", "pixelprune-gui", "guipruner-agents"):
+        suite = get_suite(name)
+        for b in suite.benchmarks:
+            ds = create_dataset(b.dataset, **b.options)  # the suite's dataset options exist
+            if b.dataset in checked:
+                continue
+            checked.add(b.dataset)
+            folder = tmp_path / b.key
+            folder.mkdir()
+            universe = Universe.from_load(ds.load(writers[b.dataset](folder, **({"split": b.options["split"]}
+                                                                             if "split" in b.options else {}))))
+            records = [failed_record(ds, s, i, "x") for i, s in enumerate(universe.samples)]
+            summary = {"metrics": ds.summarize(records)}
+            for c in suite.columns:
+                if c.bench == b.key and not c.mean_of:
+                    _metric(summary, c.metric, f"{name} {c.header}")
+    assert len(checked) == 10
 
 
 def test_unmeasured_table_shows_dashes_only(tmp_path):
@@ -171,6 +205,10 @@ def test_suite_machinery_runs_rows_and_renders_measured_cells(tmp_path, capsys):
         validate(suite, run)
     assert "row 'ghost' (Ghost)" in str(exc.value) and "unknown method 'nosuchmethod'" in str(exc.value)
     assert "--row full --row pixelprune --row half" in str(exc.value)
+    empty = SuiteRun(data_root=str(tmp_path / "empty"), model="random:qwen2-vl-tiny", out=str(tmp_path / "o"),
+                     rows=("full",))
+    with pytest.raises(EvalUsageError, match=f"benchmark 'a': no data at {tmp_path / 'empty' / 'vqa-a'}"):
+        validate(suite, empty)
     rc = main(["suite", "toy-suite", "--data-root", str(root), "--model", "random:qwen2-vl-tiny", "--out",
                str(tmp_path / "out"), "--max-pixels", "12544", "--no-progress", "--row", "full", "--row", "half"])
     assert rc == 0

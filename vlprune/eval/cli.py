@@ -108,8 +108,9 @@ def add_eval_parser(subparsers) -> argparse.ArgumentParser:
     u.add_argument("suite", choices=list_suites(), metavar="SUITE", help=" | ".join(list_suites()))
     u.add_argument("--data-root", required=True, metavar="DIR")
     u.add_argument("--out", required=True, metavar="DIR")
-    u.add_argument("--row", action="append", default=[], metavar="LABEL",
-                   help="run only these rows (repeatable; default: all); the table still shows every row")
+    u.add_argument("--row", action="append", default=[], metavar="KEY",
+                   help="run only these rows, by key (e.g. pixelprune, guipruner-II) or unique label (repeatable; "
+                        "default: all); the table still shows every row")
     u.add_argument("--benchmark", action="append", default=[], metavar="DATASET",
                    help="run only these benchmarks (repeatable; default: all)")
     _add_common(u)

@@ -118,7 +118,7 @@ register_suite(Suite(
         Column("GUI-Odyssey", "gui-odyssey", "action_matching_score"),
         Column("AndroidControl", "androidcontrol", "step_accuracy"),
         Column("AITW", "aitw", "step_accuracy"),
-        *(Column(s.capitalize(), f"mind2web-{s}", "macro.step_success_rate", group="Mind2Web")
+        *(Column(s.capitalize(), f"mind2web-{s}", "step_success_rate", group="Mind2Web")
           for s in ("task", "website", "domain")),
     ),
     notes=("Setting (history / current): visual tokens kept of the history screenshots / of the current one.",

@@ -102,9 +102,13 @@ class Suite:
             raise ValueError(f"suite {self.name}: retention_row {self.retention_row!r} is not a row")
 
     def row(self, name: str) -> Row:
-        for r in self.rows:
-            if name in (r.key, r.label):
-                return r
+        """A row by key, or by label when only one row has it."""
+        hits = [r for r in self.rows if r.key == name] or [r for r in self.rows if r.label == name]
+        if len(hits) == 1:
+            return hits[0]
+        if hits:
+            raise EvalUsageError(f"--row {name!r}: {len(hits)} rows have this label; give a key "
+                                 f"({', '.join(r.key for r in hits)})")
         raise EvalUsageError(f"--row {name!r}: suite {self.name} has rows {', '.join(r.key for r in self.rows)}")
 
     def benchmark(self, name: str) -> Benchmark:
@@ -189,16 +193,19 @@ def run_suite(suite: Suite, run: SuiteRun, *, dist=None, on_record=None) -> tupl
         print(f"note: suite {suite.name} reports {', '.join(suite.families)} models; {run.model} is {family}",
               file=sys.stderr)
     min_px, max_px = run.min_pixels or suite.min_pixels, run.max_pixels or suite.max_pixels
-    device, dtype = resolve_device(run.device, run.dtype, dist.local_rank)
-    loaded = load_model(run.model, device=device, dtype=dtype, min_pixels=min_px, max_pixels=max_px, seed=run.seed)
-    failed = 0
+    runners = []  # every dataset is loaded (and its layout checked) before the model
     for b in benches:
         options = {**run.run_options(), "max_new_tokens": run.max_new_tokens or b.max_new_tokens,
                    "min_pixels": min_px, "max_pixels": max_px}
         config = EvalConfig(b.dataset, str(Path(run.data_root) / b.folder), run.model, str(Path(run.out) / b.key),
                             dataset_options=dict(b.options), **options)
-        result = Runner(config, dist=dist, loaded=loaded, specs=[r.spec() for r in rows], on_record=on_record).run()
-        failed += result.failed
+        runners.append(Runner(config, dist=dist, specs=[r.spec() for r in rows], on_record=on_record))
+    device, dtype = resolve_device(run.device, run.dtype, dist.local_rank)
+    loaded = load_model(run.model, device=device, dtype=dtype, min_pixels=min_px, max_pixels=max_px, seed=run.seed)
+    failed = 0
+    for runner in runners:
+        runner.loaded = loaded
+        failed += runner.run().failed
     table = ""
     if dist.is_main:
         data = collect(suite, Path(run.out))
