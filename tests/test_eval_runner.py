@@ -126,6 +126,28 @@ def test_batched_generation_equals_one_sample_at_a_time(tmp_path, family):
         assert [r["batch_size"] for r in got[3][m]] == [3, 3, 3, 2, 2]
 
 
+def test_a_failing_model_call_fails_only_its_sample(tmp_path, monkeypatch):
+    """A batch whose generate call raises is retried one sample at a time; only the bad sample fails."""
+    from vlprune.eval.engine import BatchEngine
+
+    real = BatchEngine._generate
+
+    def flaky(self, ready):
+        if any(r.item.sample.id == "q1" for r in ready):
+            raise RuntimeError("CUDA out of memory (simulated)")
+        return real(self, ready)
+
+    monkeypatch.setattr(BatchEngine, "_generate", flaky)
+    data = eval_toy.write_toy_vqa(tmp_path / "data", 4)
+    cfg = EvalConfig("toy-vqa", str(data), MODEL, str(tmp_path / "out"), batch_size=3, progress=False)
+    result = Runner(cfg, loaded=loaded_model()).run()
+    assert result.exit_code == 1 and result.failed == 1
+    recs = lines(tmp_path / "out" / "full" / "predictions.jsonl")
+    assert [r["failed"] for r in recs] == [False, True, False, False]
+    assert recs[1]["error"] == "RuntimeError: CUDA out of memory (simulated)" and recs[1]["scores"] == {"exact": 0.0}
+    assert [r["batch_size"] for r in recs] == [1, None, 1, 1]  # the failed batch ran again one by one
+
+
 # ---------------------------------------------------------------------------------------------- resume
 class Stop(Exception):
     pass
