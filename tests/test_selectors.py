@@ -25,8 +25,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
+from vlprune.algorithms import baselines as B
 from vlprune.families import OPENAI_CLIP_MEAN, OPENAI_CLIP_STD, get_family
 from vlprune.grid import BlockGrid, ImageError, load_image, smart_resize
+from vlprune.methods import create_method
+from vlprune.methods.pixelprune import PixelPrune
 from vlprune.algorithms.predictive import (
     METRICS,
     ORDERS,
@@ -191,16 +194,19 @@ def test_decoder_properties_on_random_grids(order, data, scale, metric, tau):
 
 
 @pytest.mark.parametrize("order", ORDERS)
-def test_exact_duplicates_are_always_dropped_and_tau_ge_1_drops_all(order):
-    """A constant grid keeps only the anchor for every τ; any τ >= 1 (even inf) keeps only it too."""
+def test_exact_duplicates_are_always_dropped_and_tau_1_drops_all(order):
+    """A constant grid keeps only the anchor for every τ; τ = 1 (the largest distance) keeps only it
+    too; τ above 1 is refused (distances are in [0, 1])."""
     rng = np.random.default_rng(7)
     const = np.broadcast_to(rng.integers(0, 256, (1, 1, 2, 6), dtype=np.uint8), (5, 4, 2, 6)).copy()
     noise = rng.integers(0, 256, (5, 4, 2, 6), dtype=np.uint8)
     for metric in METRICS:
         for tau in (0.0, 0.05):
             assert core_select(const, np.ones(6), order, metric, tau).tolist() == [0]
-        for tau in (1.0, 1e300, math.inf):
-            assert core_select(noise, np.ones(6), order, metric, tau).tolist() == [0]
+        assert core_select(noise, np.ones(6), order, metric, 1.0).tolist() == [0]
+        for tau in (1 + 1e-9, 1e300, math.inf, True):
+            with pytest.raises(ValueError, match="option tau must"):
+                core_select(noise, np.ones(6), order, metric, tau)
 
 
 def test_pred2d_uses_the_upper_neighbour_when_the_rule_says_so():
@@ -456,45 +462,53 @@ def test_decompression_bomb_limit_is_enforced_before_decoding_and_overridable(tm
         load_image(_png_header_only(20_000, 10_000))
 
 
-def rgb_of(img: Image.Image, tmp_path, ext="png") -> np.ndarray:
+def rgb_of(img: Image.Image, tmp_path, ext="png", **options) -> np.ndarray:
     """The image route's RGB pixels for ``img`` after a round trip through a file."""
     path = tmp_path / f"img.{ext}"
     img.save(path)
-    out = np.asarray(load_image(path))
+    out = np.asarray(load_image(path, **options))
     assert out.dtype == np.uint8 and out.shape == (img.size[1], img.size[0], 3)
     return out.astype(np.int64)
 
 
 def test_image_modes_convert_to_the_right_rgb(tmp_path):
+    """Hand-computed RGB per mode: a file as transformers' load_image gives it (alpha band dropped,
+    colour key composited by the processor, 16-bit clipped), and the explicit alternatives."""
     # palette
     pal = Image.new("P", (4, 2))
     pal.putpalette([255, 0, 0, 0, 255, 0, 0, 0, 255] + [0] * (256 * 3 - 9))
     pal.putdata([0, 1, 2, 0, 1, 2, 0, 1])
     got = rgb_of(pal, tmp_path)
     assert got[0, :3].tolist() == [[255, 0, 0], [0, 255, 0], [0, 0, 255]]
-    # palette with a transparent index -> white
-    pal.info["transparency"] = 1
+    # palette with a transparent index -> white (a colour key: the processor composites it)
     pal.save(tmp_path / "pt.png", transparency=1)
     got = np.asarray(load_image(tmp_path / "pt.png")).astype(int)
     assert got[0, :3].tolist() == [[255, 0, 0], [255, 255, 255], [0, 0, 255]]
-    # RGBA: alpha composited on white
+    got = np.asarray(load_image(tmp_path / "pt.png", alpha="drop")).astype(int)
+    assert got[0, :3].tolist() == [[255, 0, 0], [0, 255, 0], [0, 0, 255]]
+    # RGBA: alpha dropped from a file; composited on white with alpha="white" (and for a PIL image)
     rgba = np.array([[[10, 20, 30, 0], [10, 20, 30, 255], [10, 20, 30, 128], [200, 100, 0, 64]]], np.uint8)
-    got = rgb_of(Image.fromarray(rgba, "RGBA"), tmp_path)
+    assert rgb_of(Image.fromarray(rgba, "RGBA"), tmp_path).tolist() == rgba[..., :3].tolist()
     a = rgba[..., 3:] / 255.0
     want = rgba[..., :3] * a + 255 * (1 - a)
-    assert got[0, 0].tolist() == [255, 255, 255] and got[0, 1].tolist() == [10, 20, 30]
-    assert np.abs(got - want).max() <= 1
+    for got in (rgb_of(Image.fromarray(rgba, "RGBA"), tmp_path, alpha="white"),
+                np.asarray(load_image(Image.fromarray(rgba, "RGBA"))).astype(int)):
+        assert got[0, 0].tolist() == [255, 255, 255] and got[0, 1].tolist() == [10, 20, 30]
+        assert np.abs(got - want).max() <= 1
     # LA
     la = Image.fromarray(np.array([[[50, 0], [50, 255], [0, 128]]], np.uint8), "LA")
-    got = rgb_of(la, tmp_path)
+    assert rgb_of(la, tmp_path).tolist() == [[[50] * 3, [50] * 3, [0] * 3]]
+    got = rgb_of(la, tmp_path, alpha="white")
     assert got[0].tolist()[:2] == [[255] * 3, [50] * 3]
     assert abs(got[0, 2, 0] - 255 * 127 / 255) <= 1 and len(set(got[0, 2].tolist())) == 1
-    # 16-bit grayscale: scaled by 1/257 (not clipped at 255)
+    # 16-bit grayscale: clipped at 255 as PIL does; high_bit_depth="scale" divides by 257
     v16 = np.array([[0, 128, 129, 257, 25700, 65535]], np.uint16)
     img16 = Image.fromarray(v16)
     assert img16.mode == "I;16"
     got = rgb_of(img16, tmp_path)
     assert Image.open(tmp_path / "img.png").mode == "I;16"
+    assert got[0, :, 0].tolist() == [0, 128, 129, 255, 255, 255]
+    got = rgb_of(img16, tmp_path, high_bit_depth="scale")
     assert got[0, :, 0].tolist() == [0, 0, 1, 1, 100, 255]
     assert (got == got[..., :1]).all()
     # grayscale
@@ -532,9 +546,9 @@ def test_bad_tau(tau):
 
 def test_unknown_order_metric_family():
     data = np.zeros((2, 2, 1, 3), np.uint8)
-    with pytest.raises(ValueError, match="'zigzag'.*pred2d"):
+    with pytest.raises(ValueError, match="option order must be one of pred2d, raster, serpentine; got 'zigzag'"):
         core_select(data, np.ones(3), "zigzag", "max", 0)
-    with pytest.raises(ValueError, match="'psnr'.*max"):
+    with pytest.raises(ValueError, match="option metric must be one of max, mae, rmse; got 'psnr'"):
         core_select(data, np.ones(3), "pred2d", "psnr", 0.1)
     with pytest.raises(ValueError, match="'psnr'"):
         block_distance(data[0, 0], data[0, 1], np.ones(3), "psnr")
@@ -572,3 +586,85 @@ def test_pixel_values_that_disagree_with_the_grid(processors):
     # a grid not divisible by the merge size
     with pytest.raises(ValueError, match="image 1: grid 16x19"):
         BlockGrid.from_pixel_values(pv[: n + 16 * 19], np.array([thw[0], [1, 16, 19]]))
+
+
+# --------------------------------------------------------------------------- same-budget baselines
+@pytest.mark.parametrize("grid, k, rows, cols", [
+    # k = rows x cols with the grid's aspect: the centre of each of rows x cols equal bins,
+    # e.g. 6 rows in 2 bins -> centres 1.5, 4.5 -> rows 1, 4; 9 columns in 3 bins -> 1, 4, 7
+    ((6, 9), 6, [1, 4], [1, 4, 7]),
+    ((3, 12), 4, [1], [1, 4, 7, 10]),        # wide grid: one row of 4 bins (centres 1.5 ... 10.5)
+    ((10, 4), 10, [1, 3, 5, 7, 9], [1, 3]),  # tall grid: 5 x 2 bins of 2 x 2 blocks
+    ((4, 4), 4, [1, 3], [1, 3]),
+    ((1, 7), 7, [0], list(range(7))),        # every block
+])
+def test_uniform_keeps_the_bin_centres(grid, k, rows, cols):
+    want = sorted(r * grid[1] + c for r in rows for c in cols)
+    assert B.uniform_keep(grid, k).tolist() == want
+
+
+def test_uniform_takes_k_of_the_sub_grid_evenly_in_raster_order():
+    # 3 of the 2 x 2 sub-grid [5, 7, 13, 15]: centres of 3 bins over 4 points (0.67, 2, 3.33) -> 0, 2, 3
+    assert B.uniform_keep((4, 4), 3).tolist() == [5, 13, 15]
+    for grid, k in [((34, 60), 497), ((7, 3), 5), ((1, 1), 1), ((50, 2), 61)]:
+        kept = B.uniform_keep(grid, k)
+        assert kept.size == k == np.unique(kept).size and kept.max() < grid[0] * grid[1]
+
+
+def _admissible(gh, gw, h, w) -> bool:
+    """Some scale t has |h - gh t| < 1 and |w - gw t| < 1 (the aspect within one block per side)."""
+    return max((h - 1) / gh, (w - 1) / gw) < min((h + 1) / gh, (w + 1) / gw)
+
+
+@pytest.mark.parametrize("grid, k, want", [
+    ((10, 20), 50, (5, 10)),    # exactly half the size
+    ((34, 60), 497, (17, 29)),  # a 1920x1080 page on the Qwen3-VL grid at PixelPrune's 497: 493 tokens
+    ((34, 1), 19, (19, 1)),     # a one-block-wide strip keeps 19 rows (not 1 x 1)
+    ((1, 40), 7, (1, 7)),
+    ((7, 7), 48, (6, 7)),       # 7 x 7 = 49 > 48; 6 x 7 and 7 x 6 tie: the smaller height
+    ((5, 5), 25, (5, 5)),
+])
+def test_resize_grid_hand_computed(grid, k, want):
+    assert B.resize_grid(grid, k) == want
+
+
+def test_resize_grid_is_the_largest_admissible_grid():
+    rng = np.random.default_rng(11)
+    for _ in range(400):
+        gh, gw = (int(x) for x in rng.integers(1, 40, 2))
+        k = int(rng.integers(1, gh * gw + 1))
+        h, w = B.resize_grid((gh, gw), k)
+        best = max(a * b for a in range(1, gh + 1) for b in range(1, gw + 1) if a * b <= k and _admissible(gh, gw, a, b))
+        assert h * w == best and _admissible(gh, gw, h, w), (gh, gw, k, (h, w))
+
+
+def test_conncomp_keeps_one_block_per_component_then_random():
+    # 2 x 4 grid: components {0, 1, 4, 5} (a 2 x 2 square), {2}, {3, 7}, {6}
+    eq_right = np.array([[1, 0, 0], [1, 0, 0]], bool)
+    eq_down = np.array([[1, 1, 0, 1]], bool)
+    labels = B.connected_components(eq_right, eq_down)
+    assert labels.tolist() == [0, 0, 2, 3, 0, 0, 6, 3]
+    for seed in range(5):
+        kept = B.conncomp_keep(labels, 4, np.random.default_rng(seed))
+        assert sorted(labels[kept].tolist()) == [0, 2, 3, 6]  # one per component
+        kept = B.conncomp_keep(labels, 6, np.random.default_rng(seed))
+        assert set(labels[kept].tolist()) == {0, 2, 3, 6} and kept.size == 6
+        kept = B.conncomp_keep(labels, 2, np.random.default_rng(seed))
+        assert kept.size == 2 and len(set(labels[kept].tolist())) == 2  # two different components
+
+
+def test_same_budget_methods_keep_pixelprunes_count_or_retain():
+    rng = np.random.default_rng(2)
+    img = np.full((8 * 32, 10 * 32, 3), 200, np.uint8)
+    img[64:160, 64:224] = rng.integers(0, 256, (96, 160, 3))
+    grid = BlockGrid.from_image(img, "qwen3-vl", min_pixels=1)
+    k = PixelPrune()(grid).n_kept
+    for name in ("random", "uniform", "conncomp"):
+        assert create_method(name)(grid).n_kept == k
+        # retain: round half up of retain * blocks (0.25 * 80 = 20; 0.0125 * 80 = 1; 0.99 * 80 = 79.2 -> 79)
+        for retain, want in [(0.25, 20), (0.0125, 1), (0.99, 79), (1.0, 80)]:
+            assert create_method(name, retain=retain)(grid).n_kept == want
+    r = create_method("resize")(grid)
+    assert r.n_kept <= k and r.source_grid == (8, 10) and r.retain == r.n_kept / 80
+    assert create_method("random", seed=3)(grid).kept.tolist() == create_method("random", seed=3)(grid).kept.tolist()
+    assert create_method("random", seed=3)(grid).kept.tolist() != create_method("random", seed=4)(grid).kept.tolist()

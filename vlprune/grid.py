@@ -1,9 +1,10 @@
-"""Block grids: the pixels of one image cut into blocks of one LLM token each (SPEC.md §1).
+"""Block grids: the pixels of one image cut into blocks of one LLM token each.
 
 Two routes give the same grid for the same image:
 
-* :meth:`BlockGrid.from_image` -- load (file / PIL / array), convert to RGB, resize exactly as the
-  Qwen image processor's PIL backend does (``smart_resize`` with factor = block, bicubic), keep uint8.
+* :meth:`BlockGrid.from_image` -- load (file / PIL / array) and convert to RGB as transformers does
+  for that input (:mod:`vlprune.images`), resize exactly as the Qwen image processor's PIL backend
+  does (``smart_resize`` with factor = block, bicubic), keep uint8.
 * :meth:`BlockGrid.from_pixel_values` -- view a processor's ``pixel_values`` rows (no copy) as blocks
   of ``merge**2`` patches; distances undo the mean/std normalisation per channel.
 
@@ -13,159 +14,25 @@ so both routes see identical integer differences (see ``docs/design.md``).
 
 from __future__ import annotations
 
-import io
 import math
-import os
-import warnings
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, Sequence
+from typing import Sequence
 
 import numpy as np
-from PIL import Image
 
 from vlprune.families import FamilySpec, get_family
-
-#: Default refusal limit for decoded images (pixels). A 4K screenshot is 8.3 MP, an A4 page at
-#: 300 dpi 8.7 MP, a 1170x30000 scrolling capture 35 MP. Override per call with ``max_image_pixels``.
-MAX_IMAGE_PIXELS = 100_000_000
-#: The processor's limit on ``max(h, w) / min(h, w)``.
-MAX_ASPECT_RATIO = 200
-
-ImageLike = Any  # str | os.PathLike | bytes | PIL.Image.Image | np.ndarray
-
-
-class ImageError(ValueError):
-    """An input image cannot be used; the message names the input and the reason."""
-
-
-def _name(src) -> str:
-    if isinstance(src, (str, os.PathLike)):
-        return str(src)
-    if isinstance(src, Image.Image):
-        return f"<PIL image {src.mode} {src.size[0]}x{src.size[1]}>"
-    if isinstance(src, np.ndarray):
-        return f"<array {src.dtype} {tuple(src.shape)}>"
-    return f"<{type(src).__name__}>"
-
-
-def _to_rgb(img: Image.Image, name: str) -> Image.Image:
-    """Convert any PIL mode to 8-bit RGB: alpha or a transparency key composited on white (as the
-    processor's ``convert_to_rgb`` does),
-    16/32-bit integer modes scaled to 8 bits, palette / gray / CMYK via PIL's conversions."""
-    mode = img.mode
-    if "A" in img.getbands() or img.info.get("transparency") is not None:
-        # transformers' convert_to_rgb: any alpha band or transparency key -> composite on white
-        rgba = img.convert("RGBA")
-        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-        return Image.alpha_composite(white, rgba).convert("RGB")
-    if mode == "RGB":
-        return img
-    if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
-        arr = np.asarray(img, dtype=np.float64)
-        if mode == "I" and arr.size and arr.max() <= 255 and arr.min() >= 0:
-            arr8 = arr.astype(np.uint8)  # 8-bit data stored in 32-bit mode
-        else:
-            arr8 = np.clip(np.rint(arr / 257.0), 0, 255).astype(np.uint8)
-        return Image.fromarray(arr8, "L").convert("RGB")
-    if mode == "F":
-        arr = np.asarray(img, dtype=np.float64)
-        scale = 255.0 if arr.size and arr.max() <= 1.0 else 1.0
-        return Image.fromarray(np.clip(np.rint(arr * scale), 0, 255).astype(np.uint8), "L").convert("RGB")
-    try:
-        return img.convert("RGB")
-    except (ValueError, OSError) as exc:
-        raise ImageError(f"{name}: cannot convert image mode {mode!r} to RGB ({exc})") from exc
-
-
-def load_image(src: ImageLike, max_image_pixels: int = MAX_IMAGE_PIXELS) -> Image.Image:
-    """Open ``src`` as an 8-bit RGB PIL image, or raise :class:`ImageError` naming it.
-
-    Refuses empty, unreadable or truncated files and images over ``max_image_pixels`` pixels
-    (decompression bombs) before decoding their pixel data.
-    """
-    name = _name(src)
-    if isinstance(src, np.ndarray):
-        return _to_rgb(_array_to_pil(src, name), name)
-    if isinstance(src, Image.Image):
-        img = src
-    else:
-        if isinstance(src, (bytes, bytearray)):
-            data = io.BytesIO(src)
-        else:
-            path = Path(src)
-            if not path.exists():
-                raise ImageError(f"{name}: no such file")
-            if path.is_dir():
-                raise ImageError(f"{name}: is a directory, not an image")
-            if path.stat().st_size == 0:
-                raise ImageError(f"{name}: file is empty (0 bytes)")
-            data = path
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            old = Image.MAX_IMAGE_PIXELS
-            Image.MAX_IMAGE_PIXELS = None  # we enforce our own limit below, before decoding
-            try:
-                img = Image.open(data)
-            except Exception as exc:  # PIL raises several types for unreadable data
-                raise ImageError(f"{name}: not a readable image ({type(exc).__name__}: {exc})") from exc
-            finally:
-                Image.MAX_IMAGE_PIXELS = old
-    w, h = img.size
-    if w * h > max_image_pixels:
-        raise ImageError(
-            f"{name}: {w}x{h} = {w * h} pixels exceeds the limit of {max_image_pixels} "
-            "(possible decompression bomb; raise max_image_pixels, CLI --max-image-pixels, to allow it)"
-        )
-    if w == 0 or h == 0:
-        raise ImageError(f"{name}: image has zero size {w}x{h}")
-    try:
-        img.load()
-    except Exception as exc:
-        raise ImageError(f"{name}: image data is truncated or corrupt ({type(exc).__name__}: {exc})") from exc
-    return _to_rgb(img, name)
-
-
-def _array_to_pil(arr: np.ndarray, name: str) -> Image.Image:
-    if arr.ndim == 3 and arr.shape[-1] not in (1, 3, 4) and arr.shape[0] in (1, 3, 4):
-        arr = np.moveaxis(arr, 0, -1)  # CHW -> HWC
-    if arr.ndim == 3 and arr.shape[-1] == 1:
-        arr = arr[..., 0]
-    if arr.ndim not in (2, 3) or (arr.ndim == 3 and arr.shape[-1] not in (3, 4)):
-        raise ImageError(f"{name}: expected an HxW, HxWx3 or HxWx4 array")
-    if arr.dtype == np.uint16:
-        arr = np.clip(np.rint(arr / 257.0), 0, 255).astype(np.uint8)
-    elif arr.dtype != np.uint8:
-        raise ImageError(
-            f"{name}: image arrays must be uint8 or uint16; for processor outputs use "
-            "BlockGrid.from_pixel_values"
-        )
-    mode = {2: "L", 3: "RGB", 4: "RGBA"}[arr.ndim if arr.ndim == 2 else arr.shape[-1] + 0]
-    return Image.fromarray(np.ascontiguousarray(arr), mode)
-
-
-def smart_resize(height: int, width: int, factor: int, min_pixels: int, max_pixels: int) -> tuple[int, int]:
-    """Target (height, width) of the Qwen image processor: multiples of ``factor``, area within
-    [min_pixels, max_pixels], aspect ratio kept as closely as possible."""
-    if height <= 0 or width <= 0:
-        raise ImageError(f"image size must be positive, got {width}x{height}")
-    if max(height, width) / min(height, width) > MAX_ASPECT_RATIO:
-        raise ImageError(
-            f"aspect ratio {max(height, width) / min(height, width):.1f} of a {width}x{height} image "
-            f"exceeds the processor's limit of {MAX_ASPECT_RATIO}"
-        )
-    h_bar = round(height / factor) * factor
-    w_bar = round(width / factor) * factor
-    if h_bar * w_bar > max_pixels:
-        beta = math.sqrt((height * width) / max_pixels)
-        h_bar = max(factor, math.floor(height / beta / factor) * factor)
-        w_bar = max(factor, math.floor(width / beta / factor) * factor)
-    elif h_bar * w_bar < min_pixels:
-        beta = math.sqrt(min_pixels / (height * width))
-        h_bar = math.ceil(height * beta / factor) * factor
-        w_bar = math.ceil(width * beta / factor) * factor
-    return h_bar, w_bar
-
+from vlprune.images import (  # noqa: F401  (re-exported: the grid module's public names)
+    MAX_ASPECT_RATIO,
+    MAX_IMAGE_PIXELS,
+    ImageError,
+    ImageLike,
+    ImageOptions,
+    check_image,
+    load_image,
+    name_of,
+    resize_to,
+    smart_resize,
+)
 
 @dataclass
 class BlockGrid:
@@ -210,18 +77,17 @@ class BlockGrid:
     # ------------------------------------------------------------------ image route
     @classmethod
     def from_image(
-        cls,
-        src: ImageLike,
-        family: str | FamilySpec = "qwen3-vl",
-        min_pixels: int | None = None,
-        max_pixels: int | None = None,
-        max_image_pixels: int = MAX_IMAGE_PIXELS,
+        cls, src: ImageLike, family: str | FamilySpec = "qwen3-vl", options: ImageOptions | None = None, **fields
     ) -> "BlockGrid":
-        """Load, convert to RGB and resize ``src`` like the family's processor; no normalisation."""
+        """Load and convert ``src`` as the family's processor does (:func:`vlprune.images.check_image`)
+        and resize it like the processor (``smart_resize``, PIL bicubic); no normalisation.
+
+        ``options`` (or its fields as keywords: ``min_pixels``, ``max_pixels``, ``max_image_pixels``,
+        ``exif``, ``alpha``, ``high_bit_depth``): see :class:`vlprune.images.ImageOptions`.
+        """
         spec = get_family(family)
-        img = load_image(src, max_image_pixels=max_image_pixels)
-        rgb = resize_like_processor(img, spec, min_pixels, max_pixels, name=_name(src))
-        return cls.from_rgb(rgb, spec, source=_name(src))
+        img, size = check_image(src, spec, options, **fields)
+        return cls.from_rgb(resize_to(img, size), spec, source=name_of(src))
 
     @classmethod
     def from_rgb(cls, rgb: np.ndarray, family: str | FamilySpec, source: str | None = None) -> "BlockGrid":
@@ -323,26 +189,3 @@ def _as_numpy(x, name: str) -> np.ndarray:
     if not isinstance(x, np.ndarray):
         raise TypeError(f"{name} must be a torch tensor or numpy array, got {type(x).__name__}")
     return x
-
-
-def resize_like_processor(
-    img: Image.Image,
-    family: str | FamilySpec,
-    min_pixels: int | None = None,
-    max_pixels: int | None = None,
-    name: str = "image",
-) -> np.ndarray:
-    """uint8 (H', W', 3): ``img`` resized by ``smart_resize`` (factor = block) with PIL bicubic."""
-    spec = get_family(family)
-    lo = spec.min_pixels if min_pixels is None else min_pixels
-    hi = spec.max_pixels if max_pixels is None else max_pixels
-    if lo <= 0 or hi < lo:
-        raise ValueError(f"min_pixels={lo} / max_pixels={hi}: need 0 < min_pixels <= max_pixels")
-    w, h = img.size
-    try:
-        th, tw = smart_resize(h, w, spec.block, lo, hi)
-    except ImageError as exc:
-        raise ImageError(f"{name}: {exc}") from None
-    if (th, tw) != (h, w):
-        img = img.resize((tw, th), resample=Image.Resampling.BICUBIC)
-    return np.asarray(img, dtype=np.uint8)

@@ -1,4 +1,4 @@
-"""Same-budget baselines over block grids (PixelPrune §4.1, SPEC.md §3).
+"""Same-budget baselines over block grids (PixelPrune §4.1).
 
 Pure functions: each takes the grid shape (and, for ConnComp, block-equality maps) plus the
 number of blocks ``k`` to keep, and returns sorted int64 raster indices (k,).
@@ -99,13 +99,18 @@ def conncomp_keep(labels: np.ndarray, k: int, rng: np.random.Generator) -> np.nd
 
 
 def resize_grid(grid: tuple[int, int], k: int) -> tuple[int, int]:
-    """Largest (gh', gw') with gh'*gw' <= k, aspect within one block of the original's, sides >= 1."""
+    """The largest grid (gh', gw') with gh' * gw' <= k whose aspect is the original's up to less than
+    one block per side: some scale t has |gh' - gh*t| < 1 and |gw' - gw*t| < 1 (1 x 1 always
+    qualifies). Ties in size go to the smaller aspect error |gw'*gh - gh'*gw|, then the smaller gh'."""
     gh, gw = grid
     _check_budget(gh * gw, k)
-    s = math.sqrt(k / (gh * gw))
-    best = (1, 1)
-    for h in range(max(1, math.floor(gh * s) - 1), min(gh, math.ceil(gh * s) + 1) + 1):
-        w = min(gw, k // h, math.ceil(gw * h / gh) + 1)
-        if w >= 1 and h * w > best[0] * best[1]:
-            best = (h, w)
+    best, best_key = (1, 1), (1, -abs(gh - gw))
+    for h in range(1, gh + 1):
+        # |w - gw*t| < 1 for some t with |h - gh*t| < 1  <=>  gw*(h-1) - gh < w*gh < gw*(h+1) + gh
+        w = min(gw, k // h, (gw * (h + 1) + gh - 1) // gh)
+        if w < 1 or w * gh <= gw * (h - 1) - gh:
+            continue
+        key = (h * w, -abs(w * gh - h * gw))
+        if key > best_key:
+            best, best_key = (h, w), key
     return best

@@ -1,4 +1,4 @@
-"""PixelPrune predictive coding over block grids (paper §3.2-3.3, SPEC.md §2).
+"""PixelPrune predictive coding over block grids (paper §3.2-3.3).
 
 Pure functions over a block array ``data`` of shape (gh, gw, R, L) (block (i, j) = ``data[i, j]``)
 and a per-column ``scale`` (L,) that turns absolute value differences into 8-bit levels.
@@ -26,13 +26,12 @@ _METRIC_CODE = {name: i for i, name in enumerate(METRICS)}
 
 
 def _check(order: str, metric: str, tau: float) -> tuple[int, int, float]:
-    if order not in _ORDER_CODE:
-        raise ValueError(f"unknown scan order / method {order!r}; expected one of: {', '.join(ORDERS)}")
-    if metric not in _METRIC_CODE:
-        raise ValueError(f"unknown metric {metric!r}; expected one of: {', '.join(METRICS)}")
-    tau = float(tau)
-    if math.isnan(tau) or tau < 0:
-        raise ValueError(f"tau must be a number >= 0 (distance in [0, 1] pixel units), got {tau}")
+    """Validate (with the shared option rules) and encode order / metric / tau for the kernel."""
+    from vlprune.methods import options as opt  # imported here: vlprune.methods imports this module
+
+    opt.choice("order", order, ORDERS)
+    opt.choice("metric", metric, METRICS)
+    tau = opt.unit_interval("tau", tau)  # distances are in [0, 1] pixel units; tau = 1 drops every match
     return _ORDER_CODE[order], _METRIC_CODE[metric], tau
 
 

@@ -1,5 +1,5 @@
-"""Same-budget baselines (PixelPrune §4.1, SPEC.md §3): each keeps, per image, as many blocks as
-its ``reference`` PixelPrune keeps on that image (or ``retain`` of them, if given)."""
+"""Same-budget baselines (PixelPrune §4.1): each keeps, per image, as many blocks as its ``reference``
+PixelPrune keeps on that image (or ``retain`` of the image's blocks, if given)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from vlprune.methods.base import PreViTMethod, register_method
+from vlprune.methods import options as opt
+from vlprune.methods.base import PreViTMethod, keep_count, register_method
 from vlprune.methods.pixelprune import PixelPrune
 from vlprune.algorithms import baselines as B
 from vlprune.algorithms.predictive import neighbour_equality
@@ -23,14 +24,16 @@ class SameBudget(PreViTMethod):
     seed: int = 0
 
     def __post_init__(self):
+        super().__post_init__()
         if not isinstance(self.reference, PixelPrune):
             raise TypeError(f"reference must be a PixelPrune method, got {type(self.reference).__name__}")
-        if self.retain is not None and not 0.0 < float(self.retain) <= 1.0:
-            raise ValueError(f"retain must be in (0, 1], got {self.retain}")
+        if self.retain is not None:
+            self.retain = opt.fraction("retain", self.retain)
+        self.seed = opt.seed(self.seed)
 
     def budget(self, grid) -> int:
         if self.retain is not None:
-            return max(1, round(self.retain * grid.n_blocks))
+            return keep_count(grid.n_blocks, self.retain)
         return int(self.reference.select(grid).shape[0])
 
     def rng(self, grid, k: int) -> np.random.Generator:
@@ -76,4 +79,5 @@ class Resize(SameBudget):
     def select(self, grid) -> Selection:
         gh, gw = B.resize_grid(grid.shape, self.budget(grid))
         b = grid.family.block
-        return Selection(kept=np.arange(gh * gw, dtype=np.int64), grid=(gh, gw), resized=(gh * b, gw * b))
+        return Selection(kept=np.arange(gh * gw, dtype=np.int64), grid=(gh, gw), resized=(gh * b, gw * b),
+                         source_grid=grid.shape)

@@ -25,7 +25,7 @@ class PixelPrune(PreViTMethod):
     """Predictive coding on blocks: drop a block when dist(block, prediction) <= tau (§3.2-3.3).
 
     order: "pred2d" (default), "raster" or "serpentine"; metric: "max", "mae" or "rmse" in [0, 1]
-    pixel units; tau = 0 is exact (lossless), tau > 0 is anchored near-exact matching.
+    pixel units; tau in [0, 1]: 0 is exact (lossless), tau > 0 is anchored near-exact matching.
     """
 
     order: str = "pred2d"
@@ -33,8 +33,8 @@ class PixelPrune(PreViTMethod):
     tau: float = 0.0
 
     def __post_init__(self):
-        _check(self.order, self.metric, self.tau)
-        self.tau = float(self.tau)
+        super().__post_init__()
+        self.tau = _check(self.order, self.metric, self.tau)[2]
 
     def select(self, grid) -> np.ndarray:
         return predictive_select(grid.base, grid.geometry, grid.scale, self.order, self.metric, self.tau)
