@@ -12,6 +12,7 @@ from PIL import Image
 import vlprune
 from vlprune.analyze import (
     AnalyzeConfig,
+    build_methods,
     ImageFailure,
     ImageResult,
     OverlayNames,
@@ -23,6 +24,8 @@ from vlprune.analyze import (
 from vlprune.overlay import OverlayStyle, overlay_array, render_overlay, save_retain_plot
 from vlprune.samples import SAMPLE_NAMES, make_samples
 from vlprune.algorithms.stats import unique_blocks
+from vlprune.images import ImageOptions
+from vlprune.methods.options import OptionError
 from vlprune.selection import Selection
 
 from corpus import first_of as corpus
@@ -43,12 +46,31 @@ def test_config_validates_and_normalises():
         (dict(tau=-0.1), "tau"),
         (dict(metric="l2"), "metric"),
         (dict(order="zigzag"), "order"),
-        (dict(retain=0.5), "baselines"),
-        (dict(min_pixels=10**9), "min_pixels"),
-        (dict(max_image_pixels=0), "max_image_pixels"),
+        (dict(retain=0.5), "option retain does not apply to method pixelprune .*conncomp, random, resize, uniform"),
+        (dict(image=ImageOptions(min_pixels=10**9)), "min_pixels"),
+        (dict(image=dict(max_pixels=5)), "image must be an ImageOptions"),
+        (dict(method="random", seed=-5), "option seed must be an integer in \\[0, inf\\]"),
+        (dict(method="random", seed=1.5), "option seed must be an integer"),
+        (dict(seed=3), "option seed does not apply to method pixelprune"),
+        (dict(method="full", tau=0.1), "option tau does not apply to method full"),
+        (dict(tau=1e9), "option tau must be in \\[0, 1\\]"),
+        (dict(tau=math.inf), "option tau must be in"),
+        (dict(tau=True), "option tau must be a number, got True"),
+        (dict(method="uniform", retain=0.0), "option retain must be in \\(0, 1\\]"),
     ]:
-        with pytest.raises(ValueError, match=match):
+        with pytest.raises((ValueError, TypeError), match=match):
             AnalyzeConfig(**bad)
+
+
+def test_api_and_analyze_refuse_the_same_values():
+    """The method's own validation is what analyze applies: create_method refuses what AnalyzeConfig does."""
+    for name, opts in [("random", dict(seed=-5)), ("pixelprune", dict(tau=2.0)), ("pixelprune", dict(tau=True)),
+                       ("uniform", dict(retain=1.5)), ("pixelprune", dict(order="zigzag"))]:
+        with pytest.raises(ValueError) as api:
+            vlprune.create_method(name, **opts)
+        with pytest.raises(ValueError) as cfg:
+            AnalyzeConfig(method=name, **opts)
+        assert str(api.value) == str(cfg.value)
 
 
 def test_build_method_passes_the_options_that_apply():
@@ -56,8 +78,23 @@ def test_build_method_passes_the_options_that_apply():
     assert (m.seed, m.reference.tau, m.reference.metric) == (7, 0.05, "mae")
     p = AnalyzeConfig(order="serpentine", tau=0.1).build_method()
     assert (p.order, p.tau) == ("serpentine", 0.1)
-    assert AnalyzeConfig(method="full", seed=3).options() == {}
+    assert AnalyzeConfig(method="full").options() == {}
+    assert AnalyzeConfig().options() == {"order": "pred2d", "metric": "max", "tau": 0.0}
+    assert AnalyzeConfig(method="random", seed=2).options() == {
+        "order": "pred2d", "metric": "max", "tau": 0.0, "retain": None, "seed": 2}
     assert AnalyzeConfig(method="uniform", retain=0.25).build_method().retain == 0.25
+
+
+def test_build_methods_routes_options_across_several_methods():
+    """bench's rule: an option must apply to at least one of the methods; the shared seed need not."""
+    p, r = build_methods(["pixelprune", "random"], {"tau": 0.05, "retain": 0.5}, shared={"seed": 4})
+    assert (p.tau, r.reference.tau, r.retain, r.seed) == (0.05, 0.05, 0.5, 4)
+    (p,) = build_methods(["pixelprune"], {"retain": None}, shared={"seed": 4})  # not given / shared: fine
+    with pytest.raises(OptionError, match="option retain does not apply to method pixelprune, full") as exc:
+        build_methods(["pixelprune", "full"], {"retain": 0.5})
+    assert exc.value.flag == "--retain"
+    with pytest.raises(OptionError, match="unknown method 'nope'"):
+        build_methods(["nope"], {})
 
 
 # ------------------------------------------------------------------------------ inputs
@@ -72,6 +109,30 @@ def test_collect_images_walks_sorted_skips_hidden_and_dedupes(tmp_path):
     assert [(Path(f.path).name, f.error) for f in failures] == [
         ("missing.png", "no such file or folder"), ("empty", "no image files found in this folder"),
     ]
+
+
+def test_collect_images_follows_folder_links_and_reports_loops(tmp_path):
+    """A linked folder is walked like a folder (it used to be skipped silently); a link back into the
+    folder being walked is a failure for that path, as is a dangling link."""
+    _png(tmp_path / "top" / "a.png")
+    for name in ("x.png", "y.jpg"):
+        _png(tmp_path / "elsewhere" / "shots" / name)
+    (tmp_path / "top" / "linked").symlink_to(tmp_path / "elsewhere" / "shots", target_is_directory=True)
+    (tmp_path / "top" / "linked_file.png").symlink_to(tmp_path / "elsewhere" / "shots" / "x.png")
+    inputs, failures = collect_images([tmp_path / "top"])
+    assert [i.name for i in inputs] == ["a.png", "linked/x.png", "linked/y.jpg"]  # x.png reached twice: once
+    assert inputs[1].path == tmp_path / "top" / "linked" / "x.png" and failures == []
+    (tmp_path / "top" / "sub").mkdir()
+    (tmp_path / "top" / "sub" / "back").symlink_to(tmp_path / "top", target_is_directory=True)
+    (tmp_path / "top" / "gone.png").symlink_to(tmp_path / "nowhere.png")
+    inputs, failures = collect_images([tmp_path / "top"])
+    assert [i.name for i in inputs] == ["a.png", "linked/x.png", "linked/y.jpg"]
+    assert [(Path(f.path).relative_to(tmp_path).as_posix(), f.error.split(":")[0]) for f in failures] == [
+        ("top/gone.png", "broken symbolic link to " + str(tmp_path / "nowhere.png")),
+        ("top/sub/back", "symbolic link loop"),
+    ]
+    report = analyze_paths([tmp_path / "top"])
+    assert (report.summary.images, report.summary.failed) == (3, 2)
 
 
 def test_overlay_names_are_flat_and_collision_free():
@@ -99,6 +160,10 @@ def test_resize_result_describes_the_downscaled_image():
     gh, gw = r.kept_grid
     assert r.kept == gh * gw and r.kept_indices.tolist() == list(range(gh * gw))
     assert r.resized == (gh * 32, gw * 32) and r.kept <= vlprune.select(corpus("doc")[0]).n_kept
+    # one definition of retain: kept tokens / tokens of the unresized grid, in analyze and in the API
+    sel = vlprune.select(corpus("doc")[0], "resize")
+    assert (sel.n_kept, sel.n_total, sel.grid) == (r.kept, r.tokens, r.kept_grid)
+    assert sel.retain == r.retain == r.kept / (r.grid[0] * r.grid[1]) < 1
 
 
 def test_analyze_paths_continues_after_failures_and_sums(tmp_path):

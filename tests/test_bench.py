@@ -193,3 +193,51 @@ def test_stats():
     assert s["median"] == 2.0 and s["min"] == 1.0 and s["max"] == 3.0 and s["n"] == 3
     assert bench._stats([])["median"] is None
     assert np.isclose(bench._stats([1.0, 2.0, 3.0, 4.0])["iqr"], 1.5)
+
+
+def test_images_are_checked_like_analyze_before_the_model_is_built(tmp_path, no_build, capsys):
+    """An aspect ratio above the processor's 200 used to reach the processor (a raw traceback, exit 1)."""
+    thin = tmp_path / "thin.png"
+    Image.new("RGB", (2010, 10), (200, 10, 10)).save(thin)
+    assert main(["bench", "--shape", "qwen3-vl-tiny", *FAST, str(thin)]) == 2
+    err = capsys.readouterr().err
+    assert f"{thin}: aspect ratio 201.0 of a 2010x10 image exceeds the processor's limit of 200" in err
+    assert "Traceback" not in err
+    assert main(["analyze", "--no-progress", "--json", str(thin)]) == 1
+    assert json.loads(capsys.readouterr().out.splitlines()[0])["error"].startswith("aspect ratio 201.0 of a 2010x10")
+    small = tmp_path / "small.png"
+    Image.new("RGB", (200, 100)).save(small)
+    assert main(["bench", "--shape", "qwen3-vl-tiny", *FAST, "--max-image-pixels", "19999", str(small)]) == 2
+    assert "20000 pixels exceeds the limit of 19999" in capsys.readouterr().err
+
+
+def test_request_pixels_are_the_image_routes(images, tmp_path):
+    """The processor request is built from the image as the image route loads it: an RGBA file's
+    alpha band is dropped (transformers' load_image), so the request's pixel_values select exactly
+    what vlprune.select keeps on the file."""
+    rgba = np.dstack([synthetic_image("qwen3-vl", 8, 10), np.full((256, 320), 40, np.uint8)])
+    path = tmp_path / "rgba.png"
+    Image.fromarray(rgba, "RGBA").save(path)
+    cfg = bench.BenchConfig(images=[str(path)], shape="qwen3-vl-tiny", family="qwen3-vl", dtype="fp32")
+    _, (req,) = bench.build_requests(cfg, "qwen3-vl")
+    (grid,) = vlprune.BlockGrid.from_pixel_values(req.inputs["pixel_values"], req.inputs["image_grid_thw"], "qwen3-vl")
+    assert np.array_equal(grid.image(), rgba[..., :3])
+    assert vlprune.create_method("pixelprune")(grid).kept.tolist() == vlprune.select(path).kept.tolist()
+
+
+def test_method_options_follow_the_api_rules(images, no_build):
+    def prep(**kw):
+        bench.prepare(bench.BenchConfig(images=images[:1], shape="qwen3-vl-tiny", family="qwen3-vl", dtype="fp32", **kw))
+
+    with pytest.raises(vlprune.methods.options.OptionError, match="option retain does not apply to method pixelprune"):
+        prep(options={"retain": 0.5})
+    with pytest.raises(ValueError, match="option seed must be an integer in \\[0, inf\\]"):
+        prep(methods=["random"], seed=-5)
+    with pytest.raises(ValueError, match="option tau must be in \\[0, 1\\]"):
+        prep(options={"tau": float("inf")})
+    with pytest.raises(ValueError, match="option repeats must be an integer in \\[1, inf\\]"):
+        prep(repeats=0)
+    methods = bench._methods(bench.BenchConfig(images=[], methods=["pixelprune", "random", "full"], seed=7,
+                                               options={"tau": 0.05, "retain": 0.5}))
+    (_, full), (_, p), (_, r) = methods
+    assert full is None and (p.tau, r.reference.tau, r.retain, r.seed) == (0.05, 0.05, 0.5, 7)

@@ -165,13 +165,87 @@ def test_bad_batch_reports_each_failure_and_exits_1(capsys, tmp_path):
     (["--tau", "nan"], "--tau"),
     (["--tau", "abc"], "--tau"),
     (["--retain", "0.5"], "--retain"),
-    (["--max-pixels", "1000"], "--min-pixels/--max-pixels"),
+    (["--max-pixels", "1000"], "--max-pixels"),
+    (["--min-pixels", "70000", "--max-pixels", "69999"], "--min-pixels"),
     (["--max-image-pixels", "0"], "--max-image-pixels"),
+    (["--seed", "-5", "--method", "random"], "--seed"),
+    (["--seed", "1.5", "--method", "random"], "--seed"),
+    (["--seed", "3"], "--seed"),  # pixelprune has no seed: refused, as create_method refuses it
+    (["--tau", "1e9"], "--tau"),
+    (["--tau", "inf"], "--tau"),
+    (["--tau", "0.1", "--method", "full"], "--tau"),
+    (["--retain", "0", "--method", "random"], "--retain"),
+    (["--alpha", "black"], "--alpha"),
+    (["--high-bit-depth", "x"], "--high-bit-depth"),
+    (["--plot", "."], "--plot"),
+    (["--csv", "."], "--csv"),
 ])
 def test_usage_errors_exit_2_naming_the_flag(capsys, tmp_path, argv, flag):
-    code = cli.main(["analyze", str(tmp_path), *argv])
-    _, err = capsys.readouterr()
-    assert code == 2 and f"argument {flag}" in err and "usage:" in err
+    (tmp_path / "a.png").write_bytes(b"")  # a run that started would report this file
+    code = cli.main(["analyze", str(tmp_path), *[str(tmp_path) if a == "." else a for a in argv]])
+    out, err = capsys.readouterr()
+    assert code == 2 and f"argument {flag}: " in err and "usage:" in err, err
+    assert "a.png" not in out + err  # refused before any image was read
+
+
+@pytest.mark.parametrize("argv, flag", [
+    (["--seed", "-5"], "--seed"),
+    (["--tau", "1e9"], "--tau"),
+    (["--retain", "0.5"], "--retain"),  # pixelprune (the default method) takes no retain
+    (["--retain", "0.5", "--method", "pixelprune", "--method", "full"], "--retain"),
+    (["--warmup", "-1"], "--warmup"),
+    (["--repeats", "0"], "--repeats"),
+    (["--decode-tokens", "-2"], "--decode-tokens"),
+    (["--threads", "0"], "--threads"),
+    (["--layers", "0"], "--layers"),
+    (["--max-memory-gb", "nan"], "--max-memory-gb"),
+    (["--min-pixels", "70000", "--max-pixels", "69999"], "--min-pixels"),
+    (["--max-image-pixels", "-1"], "--max-image-pixels"),
+    (["--json", "."], "--json"),
+    (["--plot", "."], "--plot"),
+])
+def test_bench_usage_errors_exit_2_naming_the_flag(capsys, tmp_path, argv, flag, monkeypatch):
+    from vlprune import bench
+
+    monkeypatch.setattr(bench, "build_model", lambda *a, **k: pytest.fail("the model was built"))
+    Image.new("RGB", (64, 64)).save(tmp_path / "a.png")
+    code = cli.main(["bench", "--shape", "qwen2-vl-2b", *[str(tmp_path) if a == "." else a for a in argv],
+                     str(tmp_path / "a.png")])
+    err = capsys.readouterr().err
+    assert code == 2 and f"argument {flag}: " in err and "usage:" in err, err
+
+
+def test_api_refuses_what_the_flags_refuse():
+    for name, opts in [("random", dict(seed=-5)), ("pixelprune", dict(tau=1e9)), ("pixelprune", dict(tau=True)),
+                       ("conncomp", dict(retain=2))]:
+        with pytest.raises(ValueError, match=f"option {next(iter(opts))} must"):
+            vlprune.create_method(name, **opts)
+        with pytest.raises(ValueError, match=f"option {next(iter(opts))} must"):
+            vlprune.select(np.zeros((64, 64, 3), np.uint8), name, **opts)
+
+
+def test_linked_folder_is_analysed_and_a_loop_is_a_failure(capsys, tmp_path):
+    """The reported case: a folder with one image and a link to a folder of images."""
+    (path,) = corpus(DOC)
+    Image.open(path).crop((0, 0, 400, 300)).save(tmp_path / "one.png")
+    (tmp_path / "shots").mkdir()
+    for k in range(2):
+        Image.open(path).crop((0, 300 * k, 400, 300 * k + 300)).save(tmp_path / "shots" / f"s{k}.png")
+    (tmp_path / "dir").mkdir()
+    (tmp_path / "dir" / "one.png").write_bytes((tmp_path / "one.png").read_bytes())
+    (tmp_path / "dir" / "more").symlink_to(tmp_path / "shots", target_is_directory=True)
+    code, out, err = run(capsys, tmp_path / "dir")
+    assert code == 0 and "summary: 3 images ok, 0 failed" in out, out + err
+    (tmp_path / "shots" / "again").symlink_to(tmp_path / "dir", target_is_directory=True)
+    code, out, err = run(capsys, tmp_path / "dir")
+    assert code == 1 and "summary: 3 images ok, 1 failed" in out
+    assert f"{tmp_path / 'dir' / 'more' / 'again'}: symbolic link loop" in err
+
+
+def test_demo_out_that_is_a_file_exits_2(capsys, tmp_path):
+    (tmp_path / "f").write_text("x")
+    assert cli.main(["demo", "--no-generate", "--out", str(tmp_path / "f")]) == 2
+    assert "argument --out: " in capsys.readouterr().err
 
 
 # ------------------------------------------------------------------------------ help, list, demo

@@ -23,12 +23,14 @@ from pathlib import Path
 
 import numpy as np
 
+from vlprune.algorithms.stats import unique_blocks
 from vlprune.families import get_family
-from vlprune.grid import MAX_IMAGE_PIXELS, BlockGrid
+from vlprune.grid import BlockGrid
+from vlprune.images import ImageOptions
 from vlprune.methods import Method, PreViTMethod, create_method, list_methods
 from vlprune.methods.base import get_method_class
+from vlprune.methods.options import OptionError
 from vlprune.methods.pixelprune import PixelPrune
-from vlprune.algorithms.stats import unique_blocks
 from vlprune.selection import Selection
 
 #: File name extensions (lower case) picked up when a folder is walked.
@@ -36,67 +38,94 @@ IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".
 
 
 # ---------------------------------------------------------------------------------------- config
+#: Options of PixelPrune that a same-budget baseline passes to its reference PixelPrune (whose
+#: per-image kept count is the baseline's budget).
+PIXELPRUNE_OPTIONS = ("order", "metric", "tau")
+
+
+def _route_options(name: str, options: dict) -> tuple[dict, set[str]]:
+    """Keyword arguments of method ``name`` from user ``options`` (None = not given), and the names
+    used: a field of the method takes its option; order / metric / tau go to the ``reference``
+    PixelPrune of a method that has one instead of those fields."""
+    names = {f.name for f in fields(get_method_class(name))}
+    given = {k: v for k, v in options.items() if v is not None}
+    kwargs = {k: v for k, v in given.items() if k in names}
+    ref = {k: v for k, v in given.items() if k in PIXELPRUNE_OPTIONS and k not in names}
+    if ref and "reference" in names:
+        kwargs["reference"] = PixelPrune(**ref)
+    return kwargs, set(kwargs) - {"reference"} | (set(ref) if "reference" in names else set())
+
+
+def build_methods(names: Sequence[str], options: dict, shared: dict | None = None) -> list[PreViTMethod]:
+    """The pre-ViT methods ``names`` built from user ``options`` (None values = not given), with the
+    rules of the Python API (each method validates its own options in ``__post_init__``).
+
+    An option given that none of the methods can use raises :class:`OptionError` naming it, as
+    :func:`vlprune.create_method` does for an unknown option. ``shared`` options (bench's ``seed``,
+    which also seeds the model weights) go to the methods that take them and are not required to.
+    """
+    pre_vit = list_methods("pre_vit")
+    built, used = [], set()
+    for name in names:
+        if name not in pre_vit:
+            raise OptionError("method", f"unknown method {name!r}; expected one of: {', '.join(pre_vit)}")
+        kwargs, u = _route_options(name, {**(shared or {}), **options})
+        built.append(create_method(name, **kwargs))
+        used |= u
+    for key, value in options.items():
+        if value is not None and key not in used:
+            takers = [n for n in pre_vit if key in _route_options(n, {key: value})[1]]
+            raise OptionError(key, f"option {key} does not apply to method {', '.join(names)} "
+                                   f"(methods that take it: {', '.join(takers) or 'none'})")
+    return built
+
+
+def describe_options(method: PreViTMethod) -> dict:
+    """The options of a built method by name (a reference PixelPrune's expanded), for reports."""
+    out: dict = {}
+    for f in fields(method):
+        value = getattr(method, f.name)
+        out.update(describe_options(value) if isinstance(value, PixelPrune) else {f.name: value})
+    return out
+
+
 @dataclass
 class AnalyzeConfig:
-    """What to select with and how images are sized.
+    """What to select with and how images are loaded and sized.
 
-    order / metric / tau configure PixelPrune, and the reference PixelPrune whose per-image kept
-    count sets the budget of the same-budget baselines; seed applies to the seeded baselines;
-    retain (baselines only) replaces that budget by a fixed fraction of each image's blocks.
+    order / metric / tau configure PixelPrune, or the reference PixelPrune whose per-image kept count
+    sets the budget of a same-budget baseline; seed and retain go to the baselines that take them.
+    None means "not given" (the method's default); an option the method cannot use is an error.
+    image: how images are loaded and sized (:class:`vlprune.images.ImageOptions`).
     """
 
     family: str = "qwen3-vl"
     method: str = "pixelprune"
-    order: str = "pred2d"
-    metric: str = "max"
-    tau: float = 0.0
-    seed: int = 0
+    order: str | None = None
+    metric: str | None = None
+    tau: float | None = None
+    seed: int | None = None
     retain: float | None = None
-    min_pixels: int | None = None
-    max_pixels: int | None = None
-    max_image_pixels: int = MAX_IMAGE_PIXELS
+    image: ImageOptions = field(default_factory=ImageOptions)
 
     def __post_init__(self):
         self.family = get_family(self.family).name  # also accepts config.model_type names
-        pre_vit = list_methods("pre_vit")
-        if self.method not in pre_vit:
-            raise ValueError(f"unknown method {self.method!r}; expected one of: {', '.join(pre_vit)}")
-        spec = get_family(self.family)
-        lo = spec.min_pixels if self.min_pixels is None else self.min_pixels
-        hi = spec.max_pixels if self.max_pixels is None else self.max_pixels
-        if lo <= 0 or hi < lo:
-            raise ValueError(f"min_pixels={lo} / max_pixels={hi}: need 0 < min_pixels <= max_pixels")
-        if self.max_image_pixels <= 0:
-            raise ValueError(f"max_image_pixels must be positive, got {self.max_image_pixels}")
-        if self.retain is not None and "retain" not in self._fields():
-            raise ValueError(f"retain applies only to the same-budget baselines, not to method {self.method!r}")
-        self.build_method()  # validates order / metric / tau / retain
+        if not isinstance(self.image, ImageOptions):
+            raise TypeError(f"image must be an ImageOptions, got {type(self.image).__name__}")
+        self.image.bounds(self.family)
+        self.build_method()
 
-    def _fields(self) -> set[str]:
-        return {f.name for f in fields(get_method_class(self.method))}
+    def method_options(self) -> dict:
+        return {"order": self.order, "metric": self.metric, "tau": self.tau, "seed": self.seed,
+                "retain": self.retain}
 
     def build_method(self) -> PreViTMethod:
-        """The configured method instance (options it does not take are left out)."""
-        names = self._fields()
-        pp = {"order": self.order, "metric": self.metric, "tau": self.tau}
-        opts: dict = {k: v for k, v in pp.items() if k in names}
-        if "reference" in names:
-            opts["reference"] = PixelPrune(**pp)
-        if "seed" in names:
-            opts["seed"] = self.seed
-        if "retain" in names and self.retain is not None:
-            opts["retain"] = self.retain
-        return create_method(self.method, **opts)
+        """The configured method instance (validates its options)."""
+        return build_methods([self.method], self.method_options())[0]
 
     def options(self) -> dict:
-        """The options that apply to the configured method (for reports)."""
-        names = self._fields()
-        out = {k: getattr(self, k) for k in ("order", "metric", "tau") if k in names or "reference" in names}
-        if "seed" in names:
-            out["seed"] = self.seed
-        if "retain" in names:
-            out["retain"] = self.retain
-        return out
+        """The options of the configured method, defaults included (for reports)."""
+        return describe_options(self.build_method())
 
 
 # ---------------------------------------------------------------------------------------- results
@@ -232,9 +261,12 @@ class ImageInput:
 
 def collect_images(paths: Iterable[str | os.PathLike]) -> tuple[list[ImageInput], list[ImageFailure]]:
     """Expand arguments into image files, in argument order; folders are walked recursively in
-    sorted order for :data:`IMAGE_EXTENSIONS` (case-insensitive), skipping hidden files and
-    folders. A file named explicitly is taken whatever its extension. The same file reached twice
-    is analysed once. Missing paths and folders without images come back as failures."""
+    sorted order for :data:`IMAGE_EXTENSIONS` (case-insensitive), skipping hidden files and folders.
+    Symbolic links to files and folders are followed; a link that leads back into a folder being
+    walked (a loop), a broken link (with an image extension or none) and an unreadable folder are
+    failures.
+    A file named explicitly is taken whatever its extension; the same file reached twice is analysed
+    once. Missing paths and folders without images come back as failures."""
     out: list[ImageInput] = []
     failures: list[ImageFailure] = []
     seen: set[str] = set()
@@ -248,12 +280,8 @@ def collect_images(paths: Iterable[str | os.PathLike]) -> tuple[list[ImageInput]
     for arg in paths:
         p = Path(arg)
         if p.is_dir():
-            found = []
-            for root, dirs, files in os.walk(p):
-                dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-                for f in files:
-                    if not f.startswith(".") and os.path.splitext(f)[1].lower() in IMAGE_EXTENSIONS:
-                        found.append(Path(root, f))
+            found: list[Path] = []
+            _walk(p, frozenset({os.path.realpath(p)}), found, failures)
             if not found:
                 failures.append(ImageFailure(str(p), "no image files found in this folder"))
             for f in sorted(found, key=lambda q: q.relative_to(p).parts):
@@ -263,6 +291,37 @@ def collect_images(paths: Iterable[str | os.PathLike]) -> tuple[list[ImageInput]
         else:
             failures.append(ImageFailure(str(p), "no such file or folder"))
     return out, failures
+
+
+def _walk(folder: Path, ancestors: frozenset[str], found: list[Path], failures: list[ImageFailure]) -> None:
+    """Image files under ``folder`` (links followed); ``ancestors``: real paths of the folders being
+    walked, to recognise a link back into one of them."""
+    try:
+        entries = sorted(os.scandir(folder), key=lambda e: e.name)
+    except OSError as exc:
+        failures.append(ImageFailure(str(folder), f"cannot read folder ({exc.strerror or exc})"))
+        return
+    for entry in entries:
+        if entry.name.startswith("."):
+            continue
+        path = Path(entry.path)
+        image_name = os.path.splitext(entry.name)[1].lower() in IMAGE_EXTENSIONS
+        try:
+            is_dir = entry.is_dir()  # follows links
+        except OSError:
+            is_dir = False
+        if is_dir:
+            real = os.path.realpath(path)
+            if real in ancestors:
+                failures.append(ImageFailure(str(path), f"symbolic link loop: leads back to {real}, which is "
+                                                        "already being walked"))
+            else:
+                _walk(path, ancestors | {real}, found, failures)
+        elif image_name and entry.is_file():
+            found.append(path)
+        elif entry.is_symlink() and not path.exists() and (image_name or not os.path.splitext(entry.name)[1]):
+            # a dangling link that was an image or possibly a folder: say so instead of skipping it
+            failures.append(ImageFailure(str(path), f"broken symbolic link to {os.readlink(path)}"))
 
 
 # ---------------------------------------------------------------------------------------- analysis
@@ -287,10 +346,7 @@ def analyze_grid(grid: BlockGrid, method: Method, path: str = "") -> tuple[Image
 
 
 def load_grid(path, config: AnalyzeConfig) -> BlockGrid:
-    return BlockGrid.from_image(
-        path, config.family, min_pixels=config.min_pixels, max_pixels=config.max_pixels,
-        max_image_pixels=config.max_image_pixels,
-    )
+    return BlockGrid.from_image(path, config.family, config.image)
 
 
 def analyze_image(path, config: AnalyzeConfig | None = None, method: Method | None = None) -> ImageResult:
@@ -301,13 +357,19 @@ def analyze_image(path, config: AnalyzeConfig | None = None, method: Method | No
 
 
 def warm_up(method: Method, family: str) -> None:
-    """Run ``method`` once on a tiny synthetic grid so the first image's selector time does not
-    include loading the compiled kernels."""
+    """Run ``method`` once on tiny synthetic grids of both routes (a uint8 image, float32 processor
+    rows) so that no timed call includes compiling or loading the selector kernels."""
     from PIL import Image
 
-    rgb = np.zeros((64, 64, 3), dtype=np.uint8)
-    rgb[16:32, 16:48] = 255
-    method(BlockGrid.from_image(Image.fromarray(rgb), family))  # same route (array flags) as files
+    spec = get_family(family)
+    rgb = np.zeros((2 * spec.block, 2 * spec.block, 3), dtype=np.uint8)
+    rgb[: spec.block, : spec.block] = 255
+    method(BlockGrid.from_image(Image.fromarray(rgb), family, min_pixels=1))  # same route (array flags) as files
+    m, t, p = spec.merge_size, spec.temporal_patch_size, spec.patch_size
+    rows = np.zeros((4 * m * m, 3 * t * p * p), dtype=np.float32)
+    rows[: m * m] = 1.0
+    (grid,) = BlockGrid.from_pixel_values(rows, np.array([[1, 2 * m, 2 * m]]), family)
+    method(grid)
 
 
 class OverlayNames:

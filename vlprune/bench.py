@@ -38,6 +38,9 @@ from pathlib import Path
 
 import numpy as np
 
+from vlprune.images import ImageError, ImageOptions, check_image
+from vlprune.methods import options as opt
+
 __all__ = ["BenchConfig", "BenchError", "BenchResult", "register_shape", "resolve_shape", "run_bench"]
 
 
@@ -122,17 +125,26 @@ def _shape_config(shape, layers: int | None, vision_layers: int | None):
 
 # ---------------------------------------------------------------------------------------------- config
 DTYPES = {"bf16": "bfloat16", "fp32": "float32", "fp16": "float16"}
+ATTN = ("sdpa", "eager")
 
 
 @dataclass
 class BenchConfig:
-    """One ``vlprune bench`` request (``methods`` excludes ``full``, which always runs first)."""
+    """One ``vlprune bench`` request (``methods`` excludes ``full``, which always runs first).
+
+    ``options``: method options (tau, order, metric, retain; None = not given), routed as
+    :func:`vlprune.analyze.build_methods` does -- one that none of ``methods`` can use is refused.
+    ``seed`` seeds the weights and the seeded baselines. ``image``: how images are loaded and sized
+    (:class:`vlprune.images.ImageOptions`). :func:`prepare` validates everything with the rules of the
+    Python API and raises :class:`BenchError` or ``OptionError`` (naming the option) before the model
+    is built.
+    """
 
     images: list[str]
     shape: str = "2b"
     family: str | None = "qwen3-vl"
     methods: list[str] = field(default_factory=lambda: ["pixelprune"])
-    options: dict = field(default_factory=dict)  # method options (tau, order, metric, seed, retain)
+    options: dict = field(default_factory=dict)
     dtype: str = "bf16"
     device: str = "cpu"
     threads: int | None = None
@@ -141,8 +153,7 @@ class BenchConfig:
     decode_tokens: int = 8
     layers: int | None = None
     vision_layers: int | None = None
-    min_pixels: int | None = None
-    max_pixels: int | None = None
+    image: ImageOptions = field(default_factory=ImageOptions)
     max_memory_gb: float | None = None
     prompt: str = "Describe this image."
     attn: str = "sdpa"
@@ -153,6 +164,22 @@ class BenchConfig:
     @property
     def reduced(self) -> bool:
         return self.layers is not None or self.vision_layers is not None
+
+    def check(self) -> None:
+        """The run settings, with the shared option rules (:mod:`vlprune.methods.options`)."""
+        for name, minimum in (("warmup", 0), ("repeats", 1), ("decode_tokens", 0)):
+            opt.integer(name, getattr(self, name), minimum=minimum)
+        for name in ("threads", "layers", "vision_layers"):
+            if getattr(self, name) is not None:
+                opt.integer(name, getattr(self, name), minimum=1)
+        if self.max_memory_gb is not None:
+            opt.positive("max_memory_gb", self.max_memory_gb)
+        opt.seed(self.seed)
+        opt.choice("attn", self.attn, ATTN)
+        if not isinstance(self.image, ImageOptions):
+            raise TypeError(f"image must be an ImageOptions, got {type(self.image).__name__}")
+        if not isinstance(self.prompt, str):
+            raise opt.OptionError("prompt", f"option prompt must be a string, got {type(self.prompt).__name__}")
 
 
 # ---------------------------------------------------------------------------------------------- checks
@@ -275,22 +302,25 @@ _PROCESSORS: dict = {}
 
 
 def build_requests(cfg: BenchConfig, family: str) -> tuple[object, list[Request]]:
-    from vlprune.grid import ImageError, load_image
+    """Every image checked as ``analyze`` checks it (:func:`vlprune.images.check_image`: loadable,
+    within the pixel limit and the processor's aspect ratio), then turned into a batch-1 request."""
     from vlprune.processor import build_processor, processor_inputs
 
     if not cfg.images:
         raise BenchError("no images given")
+    options = cfg.image
     images = []
     for p in cfg.images:
         try:
-            images.append((str(p), load_image(p)))
+            images.append((str(p), check_image(p, family, options)[0]))
         except ImageError as exc:
             raise BenchError(f"image {exc}") from None
         except OSError as exc:
             raise BenchError(f"image {p}: cannot read: {exc}") from None
-    key = (family, cfg.min_pixels, cfg.max_pixels)
+    lo, hi = options.bounds(family)
+    key = (family, lo, hi)
     if key not in _PROCESSORS:  # loading the tokenizer takes seconds; reuse within a process
-        _PROCESSORS[key] = build_processor(family, min_pixels=cfg.min_pixels, max_pixels=cfg.max_pixels)
+        _PROCESSORS[key] = build_processor(family, min_pixels=lo, max_pixels=hi)
     proc = _PROCESSORS[key]
     out = []
     for path, img in images:
@@ -638,23 +668,12 @@ def _machine(device: str, threads: int) -> dict:
 
 
 def _methods(cfg: BenchConfig) -> list:
-    """``[("full", None), (name, Method), ...]``; options go to the methods whose fields take them."""
-    from vlprune.methods.base import create_method, get_method_class, list_methods
+    """``[("full", None), (name, Method), ...]``: options routed and checked as in ``analyze``
+    (:func:`vlprune.analyze.build_methods`); the seed goes to the methods that take one."""
+    from vlprune.analyze import build_methods
 
-    known = list_methods("pre_vit")
-    out = [("full", None)]
-    for name in cfg.methods:
-        if name == "full" or any(n == name for n, _ in out):
-            continue
-        if name not in known:
-            raise BenchError(f"unknown --method {name!r}; expected one of: {', '.join(known)}")
-        names = {f.name for f in dataclasses.fields(get_method_class(name))}
-        opts = {k: v for k, v in cfg.options.items() if k in names and v is not None}
-        try:
-            out.append((name, create_method(name, **opts)))
-        except (TypeError, ValueError) as exc:
-            raise BenchError(f"--method {name}: {exc}") from None
-    return out
+    names = list(dict.fromkeys(n for n in cfg.methods if n != "full"))
+    return [("full", None), *zip(names, build_methods(names, cfg.options, shared={"seed": cfg.seed}))]
 
 
 def prepare(cfg: BenchConfig):
@@ -662,15 +681,12 @@ def prepare(cfg: BenchConfig):
 
     Returns ``(family, shape, config, dtype_name, processor, requests, methods, memory_estimate)``.
     """
+    cfg.check()
     configure_onednn_cache(cfg.onednn_cache)
-    if cfg.repeats < 1 or cfg.warmup < 0 or cfg.decode_tokens < 0:
-        raise BenchError("--repeats must be >= 1, --warmup and --decode-tokens >= 0")
     family, shape = resolve_shape(cfg.shape, cfg.family)
-    for flag, v in (("--layers", cfg.layers), ("--vision-layers", cfg.vision_layers)):
-        if v is not None and v < 1:
-            raise BenchError(f"{flag} must be >= 1, got {v}")
-    dtype_name = _check_device(cfg.device, cfg.dtype)
+    cfg.image.bounds(family)
     methods = _methods(cfg)
+    dtype_name = _check_device(cfg.device, cfg.dtype)
     config = _shape_config(shape, cfg.layers, cfg.vision_layers)
     proc, requests = build_requests(cfg, family)
     from vlprune.processor import align_config_to_processor

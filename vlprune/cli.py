@@ -27,12 +27,14 @@ from vlprune.analyze import (
     iter_analyze,
     warm_up,
 )
+from vlprune.algorithms.predictive import METRICS, ORDERS
 from vlprune.families import get_family, list_families
-from vlprune.grid import MAX_IMAGE_PIXELS, BlockGrid
+from vlprune.grid import BlockGrid
+from vlprune.images import ALPHA_MODES, HIGH_BIT_DEPTH_MODES, MAX_IMAGE_PIXELS, ImageOptions
 from vlprune.methods import list_methods
+from vlprune.methods import options as opt
 from vlprune.methods.base import get_method_class
 from vlprune.methods.pixelprune import PixelPrune
-from vlprune.algorithms.predictive import METRICS, ORDERS
 
 PROG = "vlprune"
 CSV_COLUMNS = (
@@ -42,24 +44,79 @@ CSV_COLUMNS = (
 
 
 # ------------------------------------------------------------------------------ argument types
-def _number(kind, ok, requirement: str):
-    """argparse ``type``: parse with ``kind`` and require ``ok(value)`` (NaN fails comparisons)."""
+def _option(kind, check):
+    """argparse ``type`` that parses with ``kind`` and validates with ``check`` -- one of the shared
+    option validators (:mod:`vlprune.methods.options`), so a flag follows the Python API's rules."""
 
     def parse(text: str):
         try:
             value = kind(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"expected {requirement}, got {text!r}") from None
-        if not ok(value):
-            raise argparse.ArgumentTypeError(f"must be {requirement}, got {text!r}")
-        return value
+            raise argparse.ArgumentTypeError(f"expected {'an integer' if kind is int else 'a number'}, got {text!r}") from None
+        try:
+            return check(value)
+        except opt.OptionError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
 
     return parse
 
 
-_tau = _number(float, lambda v: v >= 0, "a number >= 0 (distance in [0, 1] pixel units)")
-_fraction = _number(float, lambda v: 0 < v <= 1, "a number in (0, 1]")
-_positive_int = _number(int, lambda v: v > 0, "a positive integer")
+def _int_option(name: str, minimum: int):
+    return _option(int, lambda v: opt.integer(name, v, minimum=minimum))
+
+
+_tau = _option(float, lambda v: opt.unit_interval("tau", v))
+_retain = _option(float, lambda v: opt.fraction("retain", v))
+_seed = _option(int, opt.seed)
+
+
+def _pixels(name: str):
+    return _int_option(name, 1)
+
+
+def _add_image_options(group) -> None:
+    """The image options (:class:`vlprune.images.ImageOptions`) of analyze and bench."""
+    group.add_argument("--min-pixels", type=_pixels("min_pixels"), default=None, metavar="N",
+                       help="processor min_pixels (default: the family's)")
+    group.add_argument("--max-pixels", type=_pixels("max_pixels"), default=None, metavar="N",
+                       help="processor max_pixels (default: the family's; lower it for faster runs)")
+    group.add_argument("--max-image-pixels", type=_pixels("max_image_pixels"), default=MAX_IMAGE_PIXELS, metavar="N",
+                       help=f"refuse decoded images larger than this (decompression bombs; default: {MAX_IMAGE_PIXELS})")
+    group.add_argument("--exif", action=argparse.BooleanOptionalAction, default=None,
+                       help="apply the EXIF orientation (default: yes, as transformers' load_image does for files)")
+    group.add_argument("--alpha", choices=ALPHA_MODES, default=None,
+                       help="transparency: drop it (default for files, as transformers' load_image) or composite "
+                            "on white (what the image processor does with an already opened PIL image)")
+    group.add_argument("--high-bit-depth", choices=HIGH_BIT_DEPTH_MODES, default=None,
+                       help="16-bit / float images: clip at 255 as PIL and transformers do (default) or scale to 8 bits")
+
+
+def _image_options(args: argparse.Namespace) -> ImageOptions:
+    """The image flags as :class:`ImageOptions` (a bad combination is a usage error naming the flag)."""
+    try:
+        return ImageOptions(**{f.name: getattr(args, f.name) for f in fields(ImageOptions)})
+    except opt.OptionError as exc:
+        _usage_error(args.parser, exc)
+
+
+def _usage_error(parser: argparse.ArgumentParser, exc: Exception):
+    """Report a bad option value as argparse does, naming the flag that gave it."""
+    if isinstance(exc, opt.OptionError):
+        parser.error(f"argument {exc.flag}: {exc}")
+    parser.error(str(exc))
+
+
+def _output_path(parser: argparse.ArgumentParser, flag: str, path: str | None) -> None:
+    """Check an output file before the run: not a folder, its folder can be made."""
+    if path is None:
+        return
+    target = Path(path)
+    if target.is_dir():
+        parser.error(f"argument {flag}: {path!r} is a folder; give a file name")
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        parser.error(f"argument {flag}: cannot create the folder of {path!r}: {exc.strerror or exc}")
 
 
 def _family(text: str) -> str:
@@ -67,6 +124,20 @@ def _family(text: str) -> str:
         return get_family(text).name
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _add_method_options(group, seed_help: str) -> None:
+    """--order/--metric/--tau/--seed/--retain of analyze and bench; None = not given. A given option
+    that the chosen method(s) cannot use is refused (:func:`vlprune.analyze.build_methods`)."""
+    group.add_argument("--order", choices=ORDERS, default=None, help="PixelPrune scan order (default: pred2d)")
+    group.add_argument("--metric", choices=METRICS, default=None, help="PixelPrune block distance (default: max)")
+    group.add_argument("--tau", type=_tau, default=None, metavar="T",
+                       help="PixelPrune threshold in [0, 1] pixel units; 0 = exact (default: 0); for a "
+                            "baseline: of the PixelPrune that sets its budget")
+    group.add_argument("--seed", type=_seed, default=None, metavar="N", help=f"integer >= 0; {seed_help}")
+    group.add_argument("--retain", type=_retain, default=None, metavar="R",
+                       help="baselines only: keep this fraction (0, 1] of each image's blocks instead of "
+                            "PixelPrune's count")
 
 
 # ------------------------------------------------------------------------------ parser
@@ -98,20 +169,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="model family: block size and resize limits (default: qwen3-vl)")
     g.add_argument("--method", choices=pre_vit, default="pixelprune",
                    help="pre-ViT method (default: pixelprune); baselines keep PixelPrune's per-image count")
-    g.add_argument("--order", choices=ORDERS, default="pred2d", help="PixelPrune scan order (default: pred2d)")
-    g.add_argument("--metric", choices=METRICS, default="max", help="PixelPrune block distance (default: max)")
-    g.add_argument("--tau", type=_tau, default=0.0, metavar="T",
-                   help="PixelPrune threshold in [0, 1] pixel units; 0 = exact (default: 0)")
-    g.add_argument("--seed", type=int, default=0, help="seed of the random baselines (default: 0)")
-    g.add_argument("--retain", type=_fraction, default=None, metavar="R",
-                   help="baselines only: keep this fraction of blocks instead of PixelPrune's count")
-    s = a.add_argument_group("image size")
-    s.add_argument("--min-pixels", type=_positive_int, default=None, metavar="N",
-                   help="processor min_pixels (default: the family's)")
-    s.add_argument("--max-pixels", type=_positive_int, default=None, metavar="N",
-                   help="processor max_pixels (default: the family's)")
-    s.add_argument("--max-image-pixels", type=_positive_int, default=MAX_IMAGE_PIXELS, metavar="N",
-                   help=f"refuse decoded images larger than this (decompression bombs; default: {MAX_IMAGE_PIXELS})")
+    _add_method_options(g, "seed of the random baselines (default: 0)")
+    _add_image_options(a.add_argument_group("image loading and size"))
     o = a.add_argument_group("output")
     o.add_argument("--json", action="store_true",
                    help="stdout: one JSON object per image (failures: {path, error}), then {\"summary\": ...}")
@@ -172,23 +231,13 @@ class OutputConfig:
 
 
 def _analyze_config(args: argparse.Namespace) -> AnalyzeConfig:
-    parser = args.parser
-    spec = get_family(args.family)
-    lo = spec.min_pixels if args.min_pixels is None else args.min_pixels
-    hi = spec.max_pixels if args.max_pixels is None else args.max_pixels
-    if hi < lo:
-        parser.error(f"argument --min-pixels/--max-pixels: min_pixels={lo} exceeds max_pixels={hi} "
-                     f"(family {spec.name} defaults: {spec.min_pixels} / {spec.max_pixels})")
-    if args.retain is not None and "retain" not in {f.name for f in fields(get_method_class(args.method))}:
-        parser.error(f"argument --retain: applies only to the same-budget baselines, not to --method {args.method}")
     try:
         return AnalyzeConfig(
             family=args.family, method=args.method, order=args.order, metric=args.metric, tau=args.tau,
-            seed=args.seed, retain=args.retain, min_pixels=args.min_pixels, max_pixels=args.max_pixels,
-            max_image_pixels=args.max_image_pixels,
+            seed=args.seed, retain=args.retain, image=_image_options(args),
         )
     except (ValueError, TypeError) as exc:
-        parser.error(str(exc))
+        _usage_error(args.parser, exc)
 
 
 class _Table:
@@ -242,8 +291,8 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     info = sys.stderr if out.json else sys.stdout  # where "wrote ..." notes go; JSON keeps stdout clean
     csv_file = None
     if out.csv:
+        _output_path(args.parser, "--csv", out.csv)
         try:
-            Path(out.csv).parent.mkdir(parents=True, exist_ok=True)
             csv_file = open(out.csv, "w", newline="", encoding="utf-8")
         except OSError as exc:
             args.parser.error(f"argument --csv: cannot write {out.csv!r}: {exc}")
@@ -252,6 +301,7 @@ def cmd_analyze(args: argparse.Namespace) -> int:
             Path(out.overlay).mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             args.parser.error(f"argument --overlay: cannot use {out.overlay!r} as a folder: {exc}")
+    _output_path(args.parser, "--plot", out.plot)
     inputs, early_failures = collect_images(args.paths)
     report = BatchReport()
     table = _Table(min(max([len(str(i.path)) for i in inputs] + [5]), 60))
@@ -362,7 +412,14 @@ def run_demo(config: DemoConfig, samples: dict[str, Image.Image]) -> list[dict]:
 def cmd_demo(args: argparse.Namespace) -> int:
     from vlprune.samples import make_samples
 
-    config = DemoConfig(out=Path(args.out), generate=not args.no_generate)
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        args.parser.error(f"argument --out: {args.out!r} is a file, not a folder")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        args.parser.error(f"argument --out: cannot create {args.out!r}: {exc.strerror or exc}")
+    config = DemoConfig(out=out, generate=not args.no_generate)
     samples = make_samples()
     run_demo(config, samples)
     if config.generate:
@@ -397,35 +454,28 @@ def _add_bench_parser(sub, pre_vit: list[str]) -> None:
                    help="shape name (qwen3-vl-2b, qwen2-vl-2b, ...) or an alias with --family (default: 2b)")
     g.add_argument("--dtype", choices=["bf16", "fp32", "fp16"], default="bf16", help="weights/activations (default: bf16)")
     g.add_argument("--device", default="cpu", metavar="cpu|cuda", help="default: cpu")
-    g.add_argument("--layers", type=_positive_int, default=None, metavar="N",
+    g.add_argument("--layers", type=_int_option("layers", 1), default=None, metavar="N",
                    help="QUICK RUNS ONLY: cut the LLM to N layers (labelled REDUCED DEPTH in every output)")
-    g.add_argument("--vision-layers", type=_positive_int, default=None, metavar="N",
+    g.add_argument("--vision-layers", type=_int_option("vision_layers", 1), default=None, metavar="N",
                    help="QUICK RUNS ONLY: cut the ViT to N layers (labelled REDUCED DEPTH)")
     g.add_argument("--attn", choices=["sdpa", "eager"], default="sdpa", help="attention implementation (default: sdpa)")
     m = b.add_argument_group("methods")
     m.add_argument("--method", action="append", choices=pre_vit, default=None, dest="methods",
                    help="method to compare with full (repeatable; default: pixelprune)")
-    m.add_argument("--tau", type=_tau, default=None, metavar="T", help="PixelPrune threshold (default: 0)")
-    m.add_argument("--order", choices=ORDERS, default=None, help="PixelPrune scan order (default: pred2d)")
-    m.add_argument("--metric", choices=METRICS, default=None, help="PixelPrune block distance (default: max)")
-    m.add_argument("--seed", type=int, default=0, help="seed of the random baselines and of the weights (default: 0)")
-    m.add_argument("--retain", type=_fraction, default=None, metavar="R",
-                   help="baselines: keep this fraction instead of PixelPrune's count")
+    _add_method_options(m, "seed of the random baselines and of the weights (default: 0)")
     r = b.add_argument_group("run")
-    r.add_argument("--warmup", type=_number(int, lambda v: v >= 0, "an integer >= 0"), default=1, metavar="N",
+    r.add_argument("--warmup", type=_int_option("warmup", 0), default=1, metavar="N",
                    help="untimed passes over all images and methods first (default: 1)")
-    r.add_argument("--repeats", type=_positive_int, default=3, metavar="N", help="timed passes (default: 3)")
-    r.add_argument("--decode-tokens", type=_number(int, lambda v: v >= 0, "an integer >= 0"), default=8,
+    r.add_argument("--repeats", type=_int_option("repeats", 1), default=3, metavar="N", help="timed passes (default: 3)")
+    r.add_argument("--decode-tokens", type=_int_option("decode_tokens", 0), default=8,
                    metavar="N", help="greedy decode steps after each prefill (default: 8)")
-    r.add_argument("--threads", type=_positive_int, default=None, metavar="N",
+    r.add_argument("--threads", type=_int_option("threads", 1), default=None, metavar="N",
                    help="torch CPU threads, fixed for the run (default: torch's default)")
-    r.add_argument("--min-pixels", type=_positive_int, default=None, metavar="N", help="processor min_pixels")
-    r.add_argument("--max-pixels", type=_positive_int, default=None, metavar="N",
-                   help="processor max_pixels (default: the family's; lower it for faster runs)")
-    r.add_argument("--max-memory-gb", type=_number(float, lambda v: v > 0, "a number > 0"), default=None,
+    _add_image_options(b.add_argument_group("image loading and size"))
+    r.add_argument("--max-memory-gb", type=_option(float, lambda v: opt.positive("max_memory_gb", v)), default=None,
                    metavar="G", help="memory budget for the pre-build check (default: available RAM / free GPU memory)")
     r.add_argument("--prompt", default="Describe this image.", help="the text turn after the image")
-    r.add_argument("--onednn-cache", type=_number(int, lambda v: v >= 0, "an integer >= 0"), default=8192,
+    r.add_argument("--onednn-cache", type=_int_option("onednn_cache", 0), default=8192,
                    metavar="N", help="CPU: oneDNN primitive-cache capacity in entries (default: 8192; oneDNN's own "
                                      "1024 thrashes when full and pruned shapes alternate; 0 disables the cache)")
     o = b.add_argument_group("output")
@@ -441,20 +491,21 @@ def cmd_bench(args: argparse.Namespace) -> int:
     family = args.family
     if family is None and "-" not in args.shape.strip("-"):
         family = "qwen3-vl"
-    config = BenchConfig(
-        images=list(args.images), shape=args.shape, family=family, methods=args.methods or ["pixelprune"],
-        options={"tau": args.tau, "order": args.order, "metric": args.metric, "seed": args.seed,
-                 "retain": args.retain},
-        dtype=args.dtype, device=args.device, threads=args.threads, warmup=args.warmup, repeats=args.repeats,
-        decode_tokens=args.decode_tokens, layers=args.layers, vision_layers=args.vision_layers,
-        min_pixels=args.min_pixels, max_pixels=args.max_pixels, max_memory_gb=args.max_memory_gb,
-        prompt=args.prompt, attn=args.attn, seed=args.seed, progress=not args.no_progress,
-        onednn_cache=args.onednn_cache,
-    )
+    _output_path(args.parser, "--json", args.json)
+    _output_path(args.parser, "--plot", args.plot)
     try:
+        config = BenchConfig(
+            images=list(args.images), shape=args.shape, family=family, methods=args.methods or ["pixelprune"],
+            options={"tau": args.tau, "order": args.order, "metric": args.metric, "retain": args.retain},
+            dtype=args.dtype, device=args.device, threads=args.threads, warmup=args.warmup, repeats=args.repeats,
+            decode_tokens=args.decode_tokens, layers=args.layers, vision_layers=args.vision_layers,
+            max_memory_gb=args.max_memory_gb, prompt=args.prompt, attn=args.attn,
+            seed=0 if args.seed is None else args.seed, progress=not args.no_progress,
+            onednn_cache=args.onednn_cache, image=_image_options(args),
+        )
         result = run_bench(config)
-    except BenchError as exc:
-        args.parser.error(str(exc))
+    except (BenchError, opt.OptionError) as exc:
+        _usage_error(args.parser, exc)
     print(format_table(result))
     if args.json:
         write_json(result, args.json)
