@@ -50,3 +50,30 @@ def test_generation_demo_end_to_end(family):
     assert pruned.prompt_tokens_before - pruned.prompt_tokens_after == pruned.image_tokens_before - pruned.image_tokens_after
     assert len(pruned.pruned_ids) == 3 and (pruned.text_layers, pruned.vision_layers) == (2, 2)
     assert f"{pruned.text_layers} LLM / {pruned.vision_layers} ViT layers" in pruned.summary()
+
+
+def test_demo_warms_up_before_timing_and_explains_its_output(capsys, monkeypatch):
+    """The first demo after install timed the one-time kernel compilation, ran silently for minutes and
+    showed differing ids without a word: now one untimed pass of each run (and the selector kernels of
+    both grid routes) precede the timed ones, progress goes to stderr per family, and stdout says
+    what the numbers and differing ids mean."""
+    import vlprune.analyze
+    from vlprune.processor import DEMO_EXPLANATION, DemoResult, demo_generation
+    from vlprune.samples import make_samples
+
+    events = []
+    real_warm_up = vlprune.analyze.warm_up
+    monkeypatch.setattr(vlprune.analyze, "warm_up", lambda m, f: (events.append(("warm_up", f)), real_warm_up(m, f)))
+    kw = dict(shape="tiny", reduced_layers=1, vision_layers=1, max_new_tokens=2, max_pixels=128 * 128)
+    (res,) = demo_generation(make_samples(), families=["qwen2-vl"], **kw)
+    out, err = capsys.readouterr()
+    progress = [line for line in err.splitlines() if line.startswith("demo [1/1] qwen2-vl: ")]
+    assert [p.split(": ", 1)[1].split(" ")[0] for p in progress] == ["building", "warm-up", "generating"]
+    assert events == [("warm_up", "qwen2-vl")]
+    assert out.startswith(DEMO_EXPLANATION) and "random" in DEMO_EXPLANATION and "bit-identical" in DEMO_EXPLANATION
+    assert res.summary() in out and "after one warm-up pass each" in out
+    base = dict(family="f", shape="s", text_layers=1, vision_layers=1, method="pixelprune", image_tokens_before=4,
+                image_tokens_after=2, prompt_tokens_before=9, prompt_tokens_after=7, selector_ms=1.0,
+                full_ms=2.0, pruned_ms=1.0)
+    assert "<- the same ids" in DemoResult(**base, full_ids=[1, 2], pruned_ids=[1, 2]).summary()
+    assert "expected with random weights" in DemoResult(**base, full_ids=[1, 2], pruned_ids=[1, 3]).summary()
