@@ -216,12 +216,30 @@ def test_corrupt_record_line_and_changed_settings_are_refused(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "run.json" in err and "max_new_tokens=3" in err and "max_new_tokens=5" in err
     pred = out / "full" / "predictions.jsonl"
-    pred.write_text("{not json\n" + pred.read_text())
+    kept = pred.read_text()
+    pred.write_text("{not json\n" + kept)
     assert run_cli("--dataset", "toy-vqa", "--data", str(data), "--out", str(out)) == 2
     assert f"{pred}, line 1: not valid JSON" in capsys.readouterr().err
+    assert pred.read_text() == "{not json\n" + kept  # finished samples are kept as they were
     pred.write_text(json.dumps({"id": "zz", "prediction": "a"}) + "\n")
     assert run_cli("--dataset", "toy-vqa", "--data", str(data), "--out", str(out)) == 2
     assert f"{pred}, line 1: id 'zz' is not a sample" in capsys.readouterr().err
+
+
+def test_checkpoint_folder_runs_like_the_random_model_it_was_saved_from(tmp_path, capsys):
+    """A local checkpoint folder (here: the tiny random model saved with save_pretrained) loads offline
+    and gives the same records as the in-memory model it was saved from."""
+    ckpt = tmp_path / "ckpt"
+    loaded_model().model.save_pretrained(ckpt)
+    loaded_model().processor.save_pretrained(ckpt)
+    data = eval_toy.write_toy_vqa(tmp_path / "data", 3)
+    assert run_cli("--dataset", "toy-vqa", "--data", str(data), "--out", str(tmp_path / "a")) == 0
+    base = ["run", "--dataset", "toy-vqa", "--data", str(data), "--out", str(tmp_path / "b"), "--no-progress"]
+    assert main([*base, "--model", str(ckpt), "--max-pixels", MAXPX]) == 0
+    a, b = (lines(tmp_path / o / "full" / "predictions.jsonl") for o in "ab")
+    assert [r["prediction"] for r in b] == [r["prediction"] for r in a] and [r["canvas"] for r in b] == [r["canvas"] for r in a]
+    run = json.loads((tmp_path / "b" / "full" / "summary.json").read_text())["run"]
+    assert run["model"] == str(ckpt) and run["random_weights"] is False and run["model_type"] == "qwen2_vl"
 
 
 def test_bad_dataset_model_and_method_flags_exit_2(tmp_path, capsys):
@@ -234,6 +252,8 @@ def test_bad_dataset_model_and_method_flags_exit_2(tmp_path, capsys):
     (llama / "config.json").write_text(json.dumps({"model_type": "llama"}))
     cases = [
         (["--dataset", "toy-vqa", "--data", str(wrong)], f"{wrong / 'questions.json'} not found"),
+        (["--dataset", "docvqa", "--data", str(data), "--dataset-opt", "prompt=nosuch"],
+         "--dataset docvqa: unknown prompt 'nosuch'"),
         (["--dataset", "no-such", "--data", str(data)], "unknown dataset 'no-such'"),
         (["--dataset", "toy-vqa", "--data", str(data), "--method", "nosuch"], "unknown method 'nosuch'"),
         (["--dataset", "toy-vqa", "--data", str(data), "--method", "pixelprune", "--opt", "pixelprune.bogus=1"],

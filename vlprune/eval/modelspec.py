@@ -122,7 +122,7 @@ def load_model(text: str, *, device: str = "cpu", dtype: str = "float32", min_pi
         random_weights = True
     else:
         shape, random_weights = None, False
-        model, proc = _checkpoint(Path(text), tdtype, min_pixels, max_pixels)
+        model, proc = _checkpoint(Path(text), family, tdtype, min_pixels, max_pixels)
     from vlprune.eval.measure import resize_limits
 
     _, lo, hi = resize_limits(proc)
@@ -155,14 +155,14 @@ def _random_model(family: str, shape: str, dtype, min_pixels, max_pixels, seed: 
     return model, proc
 
 
-def _checkpoint(path: Path, dtype, min_pixels, max_pixels):
-    from transformers import AutoModelForImageTextToText, AutoProcessor
+def _checkpoint(path: Path, family: str, dtype, min_pixels, max_pixels):
+    from transformers import AutoModelForImageTextToText
 
     try:
         model = AutoModelForImageTextToText.from_pretrained(str(path), local_files_only=True, dtype=dtype)
-        proc = AutoProcessor.from_pretrained(str(path), local_files_only=True)
     except (OSError, ValueError, KeyError) as exc:
         raise ModelError(f"--model {path}: cannot load the checkpoint: {exc}") from None
+    proc = _checkpoint_processor(path, family)
     ip = proc.image_processor
     if min_pixels is not None or max_pixels is not None:
         ip.size = {"shortest_edge": min_pixels or ip.size["shortest_edge"],
@@ -170,3 +170,40 @@ def _checkpoint(path: Path, dtype, min_pixels, max_pixels):
     if model.generation_config.pad_token_id is None:
         model.generation_config.pad_token_id = proc.tokenizer.pad_token_id
     return model, proc
+
+
+def _checkpoint_processor(path: Path, family: str):
+    """``AutoProcessor.from_pretrained(path, local_files_only=True)``; where that cannot be built (the
+    video processor needs torchvision, which vlprune does not install) the family's processor from the
+    checkpoint's own tokenizer, image processor and chat template without a video processor, said on stderr."""
+    import sys
+
+    from transformers import AutoProcessor
+
+    try:
+        proc = AutoProcessor.from_pretrained(str(path), local_files_only=True)
+        if hasattr(proc, "image_processor") and hasattr(proc, "tokenizer"):
+            return proc
+        why = f"AutoProcessor gives a {type(proc).__name__}, not a Qwen-VL processor"
+    except (OSError, ValueError, ImportError, KeyError) as exc:
+        why = f"AutoProcessor failed ({str(exc).splitlines()[0]})"
+    import transformers
+    from transformers import AutoImageProcessor, AutoTokenizer
+
+    from vlprune.processor import _image_only
+
+    try:
+        tok = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
+        ip = AutoImageProcessor.from_pretrained(str(path), local_files_only=True)
+    except (OSError, ValueError, KeyError) as exc:
+        raise ModelError(f"--model {path}: {why}, and its tokenizer / image processor cannot be loaded: {exc}") from None
+    template = tok.chat_template
+    jinja = path / "chat_template.jinja"
+    if template is None and jinja.is_file():
+        template = jinja.read_text(encoding="utf-8")
+    if template is None:
+        raise ModelError(f"--model {path}: {why}, and the checkpoint has no chat template")
+    cls = _image_only(getattr(transformers, get_family(family).processor_class))
+    print(f"note: --model {path}: {why}; using its tokenizer, image processor and chat template "
+          f"(images and text only)", file=sys.stderr)
+    return cls(image_processor=ip, tokenizer=tok, chat_template=template)
