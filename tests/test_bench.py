@@ -13,6 +13,7 @@ from PIL import Image
 import vlprune
 from vlprune import bench
 from vlprune.cli import main
+from vlprune.methods.options import OptionError
 from vlprune.shapes import Shape
 
 from model_fixtures import synthetic_image
@@ -68,7 +69,7 @@ def test_end_to_end_json_fields_and_kept_tokens(images, tmp_path, capsys):
     text = capsys.readouterr().out
     assert "qwen3-vl-tiny" in text and "full depth" in text and "pixelprune" in text
     d = json.loads(out.read_text())
-    assert plot.stat().st_size > 0
+    assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and Image.open(plot).size[0] > 300
     assert d["shape"] == "qwen3-vl-tiny" and d["reduced_depth"] is False
     assert d["memory_method"] and d["timing_method"] and d["machine"]["threads"] >= 1
     by = {s["method"]: s for s in d["methods"]}
@@ -86,6 +87,14 @@ def test_end_to_end_json_fields_and_kept_tokens(images, tmp_path, capsys):
         assert by[m]["flops_prefill"] < by["full"]["flops_prefill"]
         assert by[m]["kv_bytes_analytic"] < by["full"]["kv_bytes_analytic"]
         assert by[m]["kv_bytes_measured"] < by["full"]["kv_bytes_measured"]
+    # totals are the per-image sums; the LLM sees the prompt minus the dropped image tokens
+    for m, s in by.items():
+        rows = d["per_image"][m]
+        assert s["kept_tokens"] == sum(r["kept_tokens"] for r in rows)
+        assert s["image_tokens"] == sum(r["image_tokens"] for r in rows)
+        assert s["retain"] == s["kept_tokens"] / s["image_tokens"]
+        for r in rows:
+            assert r["llm_tokens"] == r["prompt_tokens"] - r["image_tokens"] + r["kept_tokens"]
     # kept tokens per image = what vlprune.select keeps on the same image
     for m in ("pixelprune", "random"):
         for path, row in zip(images, d["per_image"][m]):
@@ -229,7 +238,7 @@ def test_method_options_follow_the_api_rules(images, no_build):
     def prep(**kw):
         bench.prepare(bench.BenchConfig(images=images[:1], shape="qwen3-vl-tiny", family="qwen3-vl", dtype="fp32", **kw))
 
-    with pytest.raises(vlprune.methods.options.OptionError, match="option retain does not apply to method pixelprune"):
+    with pytest.raises(OptionError, match="option retain does not apply to method pixelprune"):
         prep(options={"retain": 0.5})
     with pytest.raises(ValueError, match="option seed must be an integer in \\[0, inf\\]"):
         prep(methods=["random"], seed=-5)

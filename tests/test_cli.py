@@ -242,6 +242,29 @@ def test_linked_folder_is_analysed_and_a_loop_is_a_failure(capsys, tmp_path):
     assert f"{tmp_path / 'dir' / 'more' / 'again'}: symbolic link loop" in err
 
 
+def test_image_flags_reach_the_image_route(capsys, tmp_path):
+    """A JPEG stored 320 x 192 with EXIF orientation 6 (rotate 90°): transformers applies it, so the
+    default grid is 10 x 6 blocks; --no-exif analyses the stored 6 x 10."""
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    Image.new("RGB", (320, 192), (20, 40, 60)).save(tmp_path / "rot.jpg", exif=exif)
+    grids = {}
+    for flag in ([], ["--no-exif"]):
+        code, out, _ = run(capsys, tmp_path / "rot.jpg", "--json", "--min-pixels", "1024", *flag)
+        (o,), _ = json_lines(out)
+        grids[tuple(flag)] = o["grid"]
+    assert grids == {(): [10, 6], ("--no-exif",): [6, 10]}
+    rgba = np.full((64, 64, 4), (10, 20, 30, 255), np.uint8)
+    rgba[:, :32, 3] = 0  # one colour; the left half transparent
+    Image.fromarray(rgba, "RGBA").save(tmp_path / "a.png")
+    kept = {}
+    for flag in ([], ["--alpha", "drop"], ["--alpha", "white"]):
+        code, out, _ = run(capsys, tmp_path / "a.png", "--json", "--min-pixels", "1024", *flag)
+        kept[tuple(flag)] = json_lines(out)[0][0]["kept_indices"]
+    # a file's alpha band is dropped (one flat colour: the anchor only); white: two colours
+    assert kept == {(): [0], ("--alpha", "drop"): [0], ("--alpha", "white"): [0, 1]}
+
+
 def test_demo_out_that_is_a_file_exits_2(capsys, tmp_path):
     (tmp_path / "f").write_text("x")
     assert cli.main(["demo", "--no-generate", "--out", str(tmp_path / "f")]) == 2

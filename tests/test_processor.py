@@ -8,7 +8,8 @@ import torch
 from PIL import Image
 
 from vlprune.families import get_family
-from vlprune.processor import build_processor, processor_inputs, run_generation_demo, tokenizer_dir
+import vlprune
+from vlprune.processor import _demo_image, build_processor, processor_inputs, run_generation_demo, tokenizer_dir
 
 
 def test_tokenizer_files_found_without_import():
@@ -47,6 +48,9 @@ def test_generation_demo_end_to_end(family):
     pruned = run_generation_demo(family, method="pixelprune", **kw)
     assert pruned.full_ids == full.full_ids  # same seed, same unpruned model
     assert 0 < pruned.image_tokens_after < pruned.image_tokens_before
+    # the processor route keeps what the image route keeps on the demo's image at the same size
+    sel = vlprune.select(_demo_image(get_family(family)), family=family, max_pixels=256 * 256)
+    assert (pruned.image_tokens_before, pruned.image_tokens_after) == (sel.n_total, sel.n_kept)
     assert pruned.prompt_tokens_before - pruned.prompt_tokens_after == pruned.image_tokens_before - pruned.image_tokens_after
     assert len(pruned.pruned_ids) == 3 and (pruned.text_layers, pruned.vision_layers) == (2, 2)
     assert f"{pruned.text_layers} LLM / {pruned.vision_layers} ViT layers" in pruned.summary()

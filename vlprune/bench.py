@@ -19,7 +19,8 @@ Timing: CUDA events on GPU; on CPU ``time.perf_counter`` with ``torch.set_num_th
 Weights are random (no download); the architecture is the named real-size shape of
 :mod:`vlprune.shapes` unless ``layers`` / ``vision_layers`` cut its depth, which every output labels.
 Bad input (unknown family/shape, a device or dtype that cannot run, a request that would not fit in
-memory, an unreadable image) raises :class:`BenchError` before the model is built.
+memory, an image that cannot be read or that the processor refuses, checked as ``analyze`` checks it)
+raises :class:`BenchError`, a bad option value ``OptionError``, before the model is built.
 """
 
 from __future__ import annotations

@@ -77,16 +77,16 @@ def _pixels(name: str):
 def _add_image_options(group) -> None:
     """The image options (:class:`vlprune.images.ImageOptions`) of analyze and bench."""
     group.add_argument("--min-pixels", type=_pixels("min_pixels"), default=None, metavar="N",
-                       help="processor min_pixels (default: the family's)")
+                       help="processor min_pixels, as the model is served (default: the family's)")
     group.add_argument("--max-pixels", type=_pixels("max_pixels"), default=None, metavar="N",
-                       help="processor max_pixels (default: the family's; lower it for faster runs)")
+                       help="processor max_pixels, as the model is served (default: the family's)")
     group.add_argument("--max-image-pixels", type=_pixels("max_image_pixels"), default=MAX_IMAGE_PIXELS, metavar="N",
                        help=f"refuse decoded images larger than this (decompression bombs; default: {MAX_IMAGE_PIXELS})")
     group.add_argument("--exif", action=argparse.BooleanOptionalAction, default=None,
                        help="apply the EXIF orientation (default: yes, as transformers' load_image does for files)")
     group.add_argument("--alpha", choices=ALPHA_MODES, default=None,
-                       help="transparency: drop it (default for files, as transformers' load_image) or composite "
-                            "on white (what the image processor does with an already opened PIL image)")
+                       help="transparency: ignore every kind (drop) or composite every kind on white (white); "
+                            "default: as transformers loads a file (alpha band dropped, a colour key composited)")
     group.add_argument("--high-bit-depth", choices=HIGH_BIT_DEPTH_MODES, default=None,
                        help="16-bit / float images: clip at 255 as PIL and transformers do (default) or scale to 8 bits")
 
@@ -441,7 +441,9 @@ def _add_bench_parser(sub, pre_vit: list[str]) -> None:
             "model ('full') and each --method: ViT ms, prefill/TTFT ms, decode tokens/s, peak memory, "
             "KV-cache size, tokens kept and analytic FLOPs (vlprune.flops). Median and min/max over "
             "--repeats after --warmup passes. Bad input (unknown family/shape, a device or dtype that "
-            "cannot run, a request that does not fit in memory, an unreadable image) exits 2 before the "
+            "cannot run, a request that does not fit in memory, an image that cannot be read or that the "
+            "processor refuses -- checked as analyze checks it -- or an option value that is not allowed) "
+            "exits 2 before the "
             "model is built."
         ),
     )
