@@ -404,3 +404,20 @@ def test_transformers_contract(family):
         assert callable(getattr(lm, "_deepstack_process", None))
     for fn in (masking_utils.create_causal_mask, masking_utils.create_sliding_window_causal_mask):
         assert "layer_idx" in inspect.signature(fn).parameters
+
+
+@pytest.mark.parametrize("name", ["fastv", "divprune"])
+def test_history_retain_splits_the_budget(name):
+    """Baselines at GUIPruner's split budget: ``retain`` for each sample's last image, ``history_retain``
+    for the images before it."""
+    family = "qwen2-vl"
+    model = tiny_model(family)
+    b = build_batch(family, _samples(family))
+    with torch.no_grad(), apply(model, create_method(name, retain=0.75, history_retain=0.25)) as run:
+        model(**b)
+    stage = get_method_class(name).stage
+    prev = {"llm": "raw", "post_vit": "raw"}[stage]
+    for s in run.stats:
+        last = s.order == sum(1 for x in run.stats if x.sample == s.sample) - 1
+        n = s.tokens_by_stage[prev]
+        assert s.tokens_by_stage[stage] == keep_count(n, 0.75 if last else 0.25)

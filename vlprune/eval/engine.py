@@ -123,8 +123,8 @@ class BatchEngine:
         from transformers import LogitsProcessorList
 
         model = self.loaded.model
-        inputs = self.processor(text=[r.text for r in ready], images=[im for r in ready for im in r.images] or None,
-                                return_tensors="pt", padding=True)
+        # the session runs any input-stage method (GUIPruner TAR) on the raw images, then the processor
+        inputs = self.session.process([r.text for r in ready], [r.images for r in ready], self.processor)
         inputs = {k: (v.to(model.device) if hasattr(v, "to") else v) for k, v in inputs.items()}
         clock = StepClock(self.cuda)
         self.session.last = self.session.last_prepared = None

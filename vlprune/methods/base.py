@@ -197,23 +197,31 @@ class PreViTMethod(Method):
 @dataclass
 class TokenBudget:
     """Mixin of token-level methods with a budget: keep ``retain`` of the stage's incoming visual tokens
-    of each image (``retain = 1`` keeps everything). Owns the shared top-k."""
+    of each image (``retain = 1`` keeps everything); ``history_retain``, when given, is the share for the
+    images that are not the last of their sample (the history screenshots of an agent prompt), so a
+    baseline can run at GUIPruner's split budget. Owns the shared top-k."""
 
     retain: float = 0.5
+    history_retain: float | None = None
 
     def __post_init__(self):
         super().__post_init__()
         self.retain = opt.fraction("retain", self.retain)
+        if self.history_retain is not None:
+            self.history_retain = opt.fraction("history_retain", self.history_retain)
 
-    def budget(self, n: int) -> int:
-        return keep_count(n, self.retain)
+    def budget(self, n: int, ctx: ImageContext | None = None) -> int:
+        share = self.retain
+        if self.history_retain is not None and ctx is not None and not ctx.is_last:
+            share = self.history_retain
+        return keep_count(n, share)
 
-    def top(self, scores: "torch.Tensor") -> "torch.Tensor":
-        """Sorted indices of the ``budget(n)`` highest scores (ties: lower index first). scores: (n,)."""
+    def top(self, scores: "torch.Tensor", ctx: ImageContext | None = None) -> "torch.Tensor":
+        """Sorted indices of the ``budget(n, ctx)`` highest scores (ties: lower index first). scores: (n,)."""
         import torch
 
         n = scores.shape[0]
-        k = self.budget(n)
+        k = self.budget(n, ctx)
         if k >= n:
             return torch.arange(n, device=scores.device)
         order = torch.sort(scores.float(), descending=True, stable=True).indices

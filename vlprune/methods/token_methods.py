@@ -15,7 +15,7 @@ class DivPrune(TokenBudget, PostViTMethod):
     Alvar et al., CVPR 2025, §3.2, Alg. 1); keeps ``retain`` of the tokens that reach it."""
 
     def select(self, features, ctx):
-        return max_min_diverse(features, self.budget(features.shape[0]))
+        return max_min_diverse(features, self.budget(features.shape[0], ctx))
 
 
 @register_method("fastv")
@@ -29,4 +29,4 @@ class FastV(TokenBudget, LLMMethod):
         return [row.last]
 
     def select(self, ctx, scores, hidden):
-        return self.top(scores)
+        return self.top(scores, ctx)
