@@ -261,3 +261,44 @@ def test_check_image_sizes_like_the_processor_and_refuses_its_limits(tmp_path):
         check_image(tmp_path / "thin.png", FAMILY)
     with pytest.raises(ImageError, match="20100 pixels exceeds the limit of 20000"):
         check_image(tmp_path / "thin.png", FAMILY, max_image_pixels=20000)
+
+
+def test_the_default_auto_image_processor_route(tmp_path):
+    """What ``AutoImageProcessor.from_pretrained`` gives for a Qwen3-VL checkpoint folder (on a machine
+    without torchvision: the PIL backend, which vlprune follows) sees the same pixels for files handed
+    over by path."""
+    import json
+
+    from transformers import AutoImageProcessor
+
+    (tmp_path / "ckpt").mkdir()
+    (tmp_path / "ckpt" / "config.json").write_text(json.dumps({"model_type": "qwen3_vl"}))
+    (tmp_path / "ckpt" / "preprocessor_config.json").write_text(json.dumps({
+        "patch_size": 16, "merge_size": 2, "temporal_patch_size": 2, "image_mean": [0.5] * 3,
+        "image_std": [0.5] * 3, "size": {"shortest_edge": SIZE["min_pixels"], "longest_edge": SIZE["max_pixels"]}}))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        auto = AutoImageProcessor.from_pretrained(str(tmp_path / "ckpt"), local_files_only=True)
+    if type(auto).__name__ != "Qwen2VLImageProcessorPil":
+        pytest.skip(f"transformers picked {type(auto).__name__} (torchvision backend: torch's antialiased resize; "
+                    "vlprune follows the PIL backend, docs/design.md)")
+    Image.fromarray(np.dstack([base_rgb(), alpha_band()]), "RGBA").save(tmp_path / "rgba.png")
+    make("I;16").save(tmp_path / "gray16.png")
+    files = [tmp_path / "rgba.png", tmp_path / "gray16.png", exif_file(tmp_path, 6, "jpg")]
+    for path in files:
+        assert_same(vlprune_view(path), processor_view(auto, str(path)), path.name)
+
+
+def test_select_takes_image_options_apart_from_method_options():
+    img = base_rgb()  # 256 x 384 = 8 x 12 blocks of 32 px
+    size = dict(min_pixels=BLOCK**2, max_pixels=BLOCK**2 * 24)
+    sel = vlprune.select(img, "random", **size, seed=3)
+    assert sel.grid == (4, 6)  # smart_resize to 128 x 192 px under 24 blocks
+    assert sel.kept.tolist() == vlprune.create_method("random", seed=3)(
+        BlockGrid.from_image(img, FAMILY, **size)).kept.tolist()
+    with pytest.raises(TypeError, match="method 'pixelprune' has no option"):
+        vlprune.select(img, max_pixel=5)  # a misspelt image option is not silently a method option
+    with pytest.raises(OptionError, match="max_pixels"):
+        vlprune.select(img, max_pixels=0)
+    with pytest.raises(TypeError, match="need a method name"):
+        vlprune.select(img, vlprune.create_method("random"), seed=3)
