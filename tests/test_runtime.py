@@ -421,3 +421,14 @@ def test_history_retain_splits_the_budget(name):
         last = s.order == sum(1 for x in run.stats if x.sample == s.sample) - 1
         n = s.tokens_by_stage[prev]
         assert s.tokens_by_stage[stage] == keep_count(n, 0.75 if last else 0.25)
+
+
+def test_select_stays_a_function_after_importing_the_algorithms():
+    """The selection algorithms live in vlprune.algorithms; importing them must not shadow vlprune.select."""
+    import importlib
+
+    import vlprune
+
+    importlib.import_module("vlprune.algorithms.predictive")
+    importlib.import_module("vlprune.algorithms.ssp")
+    assert callable(vlprune.select) and vlprune.select.__module__ == "vlprune"
