@@ -203,16 +203,75 @@ def test_usage_errors_exit_2_naming_the_flag(capsys, tmp_path, argv, flag):
     (["--max-image-pixels", "-1"], "--max-image-pixels"),
     (["--json", "."], "--json"),
     (["--plot", "."], "--plot"),
+    (["--opt", "fastv.retain=2", "--method", "fastv"], "--opt"),
+    (["--opt", "retain=0.5"], "--opt"),
+    (["--method", "pixelprune+random"], "--method"),
+    (["--method", "fastv", "--opt", "fastv.layer=40"], "--method"),  # the 2B LLM has 28 layers
+    (["--attn", "sdpa2"], "--attn"),
 ])
 def test_bench_usage_errors_exit_2_naming_the_flag(capsys, tmp_path, argv, flag, monkeypatch):
-    from vlprune import bench
+    import vlprune.bench.run
 
-    monkeypatch.setattr(bench, "build_model", lambda *a, **k: pytest.fail("the model was built"))
+    monkeypatch.setattr(vlprune.bench.run, "build_model", lambda *a, **k: pytest.fail("the model was built"))
     Image.new("RGB", (64, 64)).save(tmp_path / "a.png")
     code = cli.main(["bench", "--shape", "qwen2-vl-2b", *[str(tmp_path) if a == "." else a for a in argv],
                      str(tmp_path / "a.png")])
     err = capsys.readouterr().err
     assert code == 2 and f"argument {flag}: " in err and "usage:" in err, err
+
+
+def test_opt_sets_the_analysed_method_s_options_as_the_named_flags_do(capsys):
+    (path,) = corpus(MOBILE)
+    code, out, err = run(capsys, path, "--json", "--opt", "pixelprune.tau=0.05", "--opt", "pixelprune.metric='mae'")
+    assert code == 0, err
+    (o,), summary = json_lines(out)
+    assert o["kept_indices"] == vlprune.select(path, tau=0.05, metric="mae").kept.tolist()
+    assert summary["options"] == {"order": "pred2d", "metric": "mae", "tau": 0.05}
+    code, out, _ = run(capsys, path, "--json", "--method", "random", "--opt", "random.retain=0.3", "--seed", "4")
+    (o,), _ = json_lines(out)
+    assert o["kept_indices"] == vlprune.select(path, "random", retain=0.3, seed=4).kept.tolist()
+
+
+@pytest.mark.parametrize("argv, msg", [
+    (["--opt", "fastv.retain=0.3"], "argument --opt: fastv.*: method 'fastv' is not the --method analysed (pixelprune)"),
+    (["--opt", "pixelprune.tau=2"], "argument --opt: pixelprune.tau: option tau must be in [0, 1], got 2"),
+    (["--opt", "pixelprune.bogus=1"], "argument --opt: pixelprune.bogus: option bogus does not apply to method pixelprune"),
+    (["--tau", "0.1", "--opt", "pixelprune.tau=0.2"], "argument --opt: pixelprune.tau: also given as --tau"),
+    (["--opt", "pixelprune"], "argument --opt: 'pixelprune': expected NAME.OPTION=VALUE"),
+])
+def test_analyze_opt_errors_exit_2_naming_the_flag_and_option(capsys, tmp_path, argv, msg):
+    (tmp_path / "a.png").write_bytes(b"")
+    code = cli.main(["analyze", str(tmp_path / "a.png"), *argv])
+    err = capsys.readouterr().err
+    assert code == 2 and msg in err and "usage:" in err, err
+
+
+def test_one_flag_parser_for_every_command():
+    from vlprune.cli import flags
+    from vlprune.eval import config as eval_config
+
+    assert eval_config.parse_assignment is flags.parse_assignment and eval_config.literal is flags.literal
+    got = flags.parse_method_options(["fastv.retain=0.3", "guipruner.preset=II", "fastv.layer=3", "x.t=(1, 2)",
+                                      "pixelprune.metric='mae'"])
+    assert got == {"fastv": {"retain": 0.3, "layer": 3}, "guipruner": {"preset": "II"}, "x": {"t": (1, 2)},
+                   "pixelprune": {"metric": "mae"}}
+    assert flags.parse_key_values(["split=test", "n=5"], "--dataset-opt") == {"split": "test", "n": 5}
+    for items, detail in [(["fastv.retain=0.3", "fastv.retain=0.4"], "'fastv.retain=0.4': fastv.retain is given twice"),
+                          (["retain=0.3"], "'retain=0.3': expected NAME.OPTION=VALUE (e.g. fastv.retain=0.3)"),
+                          (["fastv.retain"], "'fastv.retain': expected NAME.OPTION=VALUE")]:
+        with pytest.raises(flags.FlagError) as exc:
+            flags.parse_method_options(items)
+        assert exc.value.flag == "--opt" and exc.value.detail == detail and str(exc.value) == f"--opt {detail}"
+
+
+def test_help_imports_no_model_code():
+    """``vlprune --help`` builds every command's parser (eval's too) without loading transformers or the
+    runtime: only what the flags' choices need."""
+    code = ("import sys; from vlprune.cli import main; assert main(['--help']) == 0; "
+            "print(sorted(m for m in ('transformers', 'vlprune.runtime', 'vlprune.eval.runner') if m in sys.modules))")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip().splitlines()[-1] == "[]" and "eval" in proc.stdout
 
 
 def test_api_refuses_what_the_flags_refuse():
@@ -275,7 +334,11 @@ def test_demo_out_that_is_a_file_exits_2(capsys, tmp_path):
 def test_help_version_and_list(capsys):
     assert cli.main(["--help"]) == 0
     out = capsys.readouterr().out
-    assert all(c in out for c in ("analyze", "demo", "list"))
+    assert all(c in out for c in ("analyze", "demo", "list", "bench", "eval"))
+    assert cli.main(["eval", "--help"]) == 0
+    out = capsys.readouterr().out
+    assert all(c in out for c in ("run", "score", "suite"))
+    assert cli.main(["eval"]) == 2 and "run" in capsys.readouterr().out  # no sub-command: its help
     assert cli.main(["analyze", "--help"]) == 0 and "--overlay" in capsys.readouterr().out
     assert cli.main(["--version"]) == 0 and vlprune.__version__ in capsys.readouterr().out
     assert cli.main([]) == 2
@@ -309,3 +372,54 @@ def test_subprocess_python_m_vlprune(tmp_path):
     lines, summary = json_lines(proc.stdout)
     assert lines[0]["kept_indices"] == vlprune.select(path, family="qwen2.5-vl").kept.tolist()
     assert summary["retain"] == lines[0]["kept"] / lines[0]["tokens"]
+
+
+# ------------------------------------------------------------------------------ demo --agent
+EPISODE = CORPUS / "trajectories" / "web_pg15_select"
+
+
+@pytest.mark.skipif(not (EPISODE / "episode.json").is_file(), reason=f"episode not found at {EPISODE}")
+def test_demo_agent_prints_the_stage_table_of_the_run_and_writes_the_overlay(capsys, tmp_path, monkeypatch):
+    """One family (qwen2-vl): the printed per-stage token table is what ``run_agent_demo`` returned, the
+    overlay has the current screenshot's size after the demo's processor resize (max_pixels 512 * 512)."""
+    import vlprune.agent
+    from vlprune.grid import smart_resize
+
+    returned = []
+    real = vlprune.agent.run_agent_demo
+    monkeypatch.setattr(vlprune.agent, "run_agent_demo", lambda *a, **k: returned.extend(real(*a, **k)) or returned)
+    code = cli.main(["demo", "--agent", "--episode", str(EPISODE), "--family", "qwen2-vl", "--preset", "II",
+                     "--out", str(tmp_path)])
+    out = capsys.readouterr().out
+    assert code == 0
+    (rec,) = returned
+    assert rec["family"] == "qwen2-vl" and rec["layer"] == 2
+    rows = {}
+    for line in out.splitlines():
+        parts = line.split()
+        if parts[:1] in (["history"], ["current"], ["all"]):
+            label = " ".join(parts[:-4])
+            rows[label] = dict(zip(("raw", "input", "pre_vit", "llm"), map(int, parts[-4:])))
+    want = {f"history -{4 - k}": t for k, t in enumerate(rec["per_image"][:4])}
+    want.update({"current": rec["per_image"][4], "all": rec["tokens"]})
+    assert rows == want
+    assert rows["all"]["input"] < rows["all"]["raw"]  # preset II: TAR shrank the history
+    assert rows["current"]["input"] == rows["current"]["raw"]  # the current screenshot is never resized
+    overlay = Path(rec["overlay"])
+    assert overlay == tmp_path / "agent" / "ssp_qwen2-vl.png" and overlay.is_file()
+    shot = Image.open(EPISODE / "step_04.png")  # the current screenshot of the default step (4 history frames)
+    block = 28
+    h, w = smart_resize(shot.height, shot.width, block, block * block, 512 * 512)
+    assert Image.open(overlay).size == (w, h) and rows["current"]["raw"] == (h // block) * (w // block)
+
+
+def test_demo_agent_flags_are_checked_before_any_model(capsys, tmp_path):
+    assert cli.main(["demo", "--agent", "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "argument --episode: --agent needs a recorded episode folder" in err and "episode.json" in err
+    assert cli.main(["demo", "--episode", str(tmp_path), "--out", str(tmp_path)]) == 2
+    assert "argument --episode: only with --agent" in capsys.readouterr().err
+    assert cli.main(["demo", "--agent", "--episode", str(tmp_path), "--out", str(tmp_path / "o")]) == 2
+    assert f"argument --episode: {tmp_path}: no episode.json" in capsys.readouterr().err
+    assert cli.main(["demo", "--agent", "--episode", str(tmp_path), "--preset", "IV"]) == 2
+    assert "argument --preset: invalid choice" in capsys.readouterr().err

@@ -125,19 +125,15 @@ def _no_subcommand(args) -> int:
 
 # ---------------------------------------------------------------------------------------------- helpers
 def _dataset_options(items: list[str]) -> dict:
-    from vlprune.eval.config import parse_assignment
+    from vlprune.cli.flags import parse_key_values
 
-    return {k: v for k, _, v in (parse_assignment(t, "--dataset-opt") for t in items)}
+    return parse_key_values(items, "--dataset-opt")
 
 
 def _method_options(items: list[str]) -> dict:
-    from vlprune.eval.config import parse_assignment
+    from vlprune.cli.flags import parse_method_options
 
-    out: dict = {}
-    for t in items:
-        name, option, value = parse_assignment(t, "--opt", dotted=True)
-        out.setdefault(name, {})[option] = value
-    return out
+    return parse_method_options(items, "--opt")
 
 
 def _run_options(args) -> dict:
@@ -242,12 +238,13 @@ def cmd_suite(args) -> int:
 
 # ---------------------------------------------------------------------------------------------- main
 def _usage_errors() -> tuple[type[BaseException], ...]:
+    from vlprune.cli.flags import FlagError
     from vlprune.eval.base import DatasetError
     from vlprune.eval.config import EvalUsageError
     from vlprune.eval.modelspec import ModelError
     from vlprune.eval.records import RecordError
 
-    return (EvalUsageError, DatasetError, ModelError, RecordError)
+    return (EvalUsageError, FlagError, DatasetError, ModelError, RecordError)
 
 
 def _guarded(command):

@@ -7,9 +7,10 @@ options are per method name, ``{"fastv": {"retain": 0.3}}``, validated by ``vlpr
 
 from __future__ import annotations
 
-import ast
 import re
 from dataclasses import dataclass, field, fields
+
+from vlprune.cli.flags import literal, parse_assignment  # noqa: F401  (the shared flag parser, re-exported)
 
 FULL = "full"
 _SPEC = re.compile(r"^[A-Za-z0-9_.-]+(\+[A-Za-z0-9_.-]+)*$")
@@ -17,29 +18,6 @@ _SPEC = re.compile(r"^[A-Za-z0-9_.-]+(\+[A-Za-z0-9_.-]+)*$")
 
 class EvalUsageError(ValueError):
     """A bad flag or option value (exit status 2); the message names the flag or option."""
-
-
-def literal(text: str):
-    """A command-line value: a Python literal (``0.3``, ``True``, ``"I"``, ``(1, 2)``) or else the text itself."""
-    try:
-        return ast.literal_eval(text)
-    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
-        return text
-
-
-def parse_assignment(text: str, flag: str, dotted: bool = False) -> tuple[str, str | None, object]:
-    """``KEY=VALUE`` (or ``NAME.OPTION=VALUE`` with ``dotted``) -> (key or name, option, value)."""
-    key, eq, value = text.partition("=")
-    key = key.strip()
-    if not eq or not key:
-        form = "NAME.OPTION=VALUE" if dotted else "KEY=VALUE"
-        raise EvalUsageError(f"{flag} {text!r}: expected {form}")
-    if not dotted:
-        return key, None, literal(value)
-    name, dot, option = key.partition(".")
-    if not dot or not name or not option:
-        raise EvalUsageError(f"{flag} {text!r}: expected NAME.OPTION=VALUE (e.g. fastv.retain=0.3)")
-    return name, option, literal(value)
 
 
 @dataclass(frozen=True)
