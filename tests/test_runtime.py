@@ -232,10 +232,12 @@ def test_layered_cache_and_unpruned_decode_positions(family):
     assert gen.shape[1] == b["input_ids"].shape[1] + 3
 
 
+@pytest.mark.parametrize("attn", ["eager", "sdpa"])
 @pytest.mark.parametrize("family", FAMILIES)
-def test_manual_decode_loop_matches_generate(family):
-    """The bench's decode loop (model(input_ids=token, past_key_values=cache)) equals generate."""
-    model = tiny_model(family)
+def test_manual_decode_loop_matches_generate(family, attn):
+    """A manual decode loop (model(input_ids=token, past_key_values=out.past_key_values)) after a prefill
+    that passed no cache equals generate: the runtime finds the cache the model made."""
+    model = tiny_model(family, attn)
     b = build_batch(family, _samples(family)[1:])
     with torch.no_grad(), apply(model, "pixelprune+fastv"):
         gen = model.generate(**b, max_new_tokens=4, do_sample=False)[0, b["input_ids"].shape[1]:]

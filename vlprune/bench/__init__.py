@@ -52,9 +52,6 @@ from vlprune.bench.requests import (
 from vlprune.bench.run import Plan, prepare, run_bench
 from vlprune.bench.timing import machine_info
 
-# earlier private names, still imported by vlprune.eval (report.run_metadata, modelspec.resolve_device)
-_machine = machine_info
-_check_device = check_device
 
 __all__ = [
     "ATTN", "DTYPES", "ONEDNN_CACHE_VAR", "BenchConfig", "BenchError", "BenchResult", "ImageRun", "MemoryEstimate",

@@ -95,7 +95,7 @@ def resolve_device(device: str | None, dtype: str, local_rank: int | None = None
     """(device, torch dtype name): ``None`` picks CUDA when present; ``auto`` dtype is bf16 on CUDA, fp32 on CPU."""
     import torch
 
-    from vlprune.bench import BenchError, _check_device
+    from vlprune.bench import BenchError, check_device
 
     if device is None:
         device = "cuda" if torch.cuda.is_available() else "cpu"
@@ -104,7 +104,7 @@ def resolve_device(device: str | None, dtype: str, local_rank: int | None = None
     if dtype == "auto":
         dtype = "bf16" if device.startswith("cuda") else "fp32"
     try:
-        return device, _check_device(device, dtype)
+        return device, check_device(device, dtype)
     except BenchError as exc:
         raise EvalUsageError(str(exc)) from None
 

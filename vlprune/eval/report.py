@@ -65,9 +65,9 @@ def run_metadata(**fields) -> dict:
     import torch
 
     from vlprune import __version__
-    from vlprune.bench import _machine
+    from vlprune.bench import machine_info
 
-    machine = _machine(str(fields.get("device") or "cpu"), torch.get_num_threads())
+    machine = machine_info(str(fields.get("device") or "cpu"), torch.get_num_threads())
     machine["host"] = platform.node()
     return {**fields, "vlprune": __version__, "transformers": machine.pop("transformers", None),
             "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "machine": machine}

@@ -89,8 +89,9 @@ class _CallState:
 class LLMStage:
     """Installs the hooks of one llm-stage method on one model (see the module docstring)."""
 
-    def __init__(self, adapter: FamilyAdapter, method: LLMMethod):
+    def __init__(self, adapter: FamilyAdapter, method: LLMMethod, sync_cuda: bool = False):
         self.ad = adapter
+        self.sync_cuda = sync_cuda and torch.cuda.is_available()
         self.method = method
         self.layers = adapter.decoder_layers()
         self.layer_types = adapter.layer_types()
@@ -103,6 +104,7 @@ class LLMStage:
     def install(self, handles: list) -> None:
         lm = self.ad.language_model()
         handles.append(lm.register_forward_pre_hook(self._lm_pre, with_kwargs=True))
+        handles.append(lm.register_forward_hook(self._lm_post))
         attn = self.ad.attention_module(self.k - 1)
         handles.append(attn.register_forward_pre_hook(self._score_pre, with_kwargs=True))
         for i in range(self.k, len(self.layers)):
@@ -161,11 +163,24 @@ class LLMStage:
         self.state = None  # an unrelated call: run unpruned
         return None
 
+    def _lm_post(self, module, args, output):
+        """A prefill without a cache argument gets the cache the text model made: later decode steps
+        (``model(input_ids=token, past_key_values=out.past_key_values)``) are recognised by it."""
+        st = self.state
+        if st is not None and st.phase == "prefill" and st.cache is None:
+            st.cache = getattr(output, "past_key_values", None)
+        return None
+
+    def _clock(self) -> float:
+        if self.sync_cuda:
+            torch.cuda.synchronize()
+        return time.perf_counter()
+
     def _score_pre(self, module, args, kwargs):
         st = self.state
         if st is None or st.phase != "prefill" or not any(st.queries):
             return None
-        t0 = time.perf_counter()
+        t0 = self._clock()
         hidden = args[0] if args else kwargs["hidden_states"]
         cos, sin = kwargs["position_embeddings"]
         b, n_q = len(st.rows), max(len(q) for q in st.queries)
@@ -179,7 +194,7 @@ class LLMStage:
                      else torch.ones(hidden.shape[:2], dtype=torch.bool, device=hidden.device))
         with torch.no_grad():
             st.scores = attention_rows(module, hidden, cos, sin, q_cols, q_valid, key_valid, self.ad.query_gate)
-        st.ms += (time.perf_counter() - t0) * 1e3
+        st.ms += (self._clock() - t0) * 1e3
         return None
 
     def _layer_pre(self, i: int):
@@ -187,7 +202,7 @@ class LLMStage:
             st = self.state
             if st is None or st.phase not in ("prefill", "decode"):
                 return None
-            t0 = time.perf_counter()
+            t0 = self._clock()
             if st.phase == "prefill":
                 if i == self.k:
                     hidden = args[0] if args else kwargs.pop("hidden_states")
@@ -199,7 +214,7 @@ class LLMStage:
                 st.masks = self._masks(st, hidden, self._decode_mask2d(st, hidden))
                 st.step_ready = True
             kwargs["attention_mask"] = st.masks[self.layer_types[i]]
-            st.ms += (time.perf_counter() - t0) * 1e3
+            st.ms += (self._clock() - t0) * 1e3
             if i == len(self.layers) - 1:
                 st.prepared.stats.llm_ms = st.ms
             return args, kwargs

@@ -43,7 +43,8 @@ class ApplyConfig:
         the new tokens (so ``out[:, inputs.input_ids.shape[1]:]`` keeps working); False returns the
         pruned prompt the model actually saw.
     image_mean / image_std: the processor's normalisation (default: the family's) for selection.
-    sync_cuda: synchronise CUDA around the ViT for ``vit_ms`` (costs a sync; off by default).
+    sync_cuda: synchronise CUDA around the timed regions (ViT, in-LLM scoring and selection) so that
+        ``vit_ms`` / ``llm_ms`` are GPU times (costs syncs; off by default).
     """
 
     original_prompt_in_generate: bool = True
@@ -71,7 +72,7 @@ class PruningSession:
         self.processor = processor
         self.prepare = Preparer(self.adapter, pipeline, mean, std, config.sync_cuda, limits)
         llm = pipeline.get("llm")
-        self.llm = LLMStage(self.adapter, llm) if llm is not None else None
+        self.llm = LLMStage(self.adapter, llm, config.sync_cuda) if llm is not None else None
         self.last: CallStats | None = None
         self.last_prepared: Prepared | None = None
         self._handles: list = []
