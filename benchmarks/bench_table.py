@@ -36,9 +36,18 @@ RUNS = [
     ("qwen2-vl-2b@1MP", "qwen2-vl-2b", ["--max-pixels", "1003520", "--method", "pixelprune", "--method", "random"],
      ONE_PER_CATEGORY),
     ("qwen2.5-vl-3b@1MP", "qwen2.5-vl-3b", ["--max-pixels", "1003520", "--method", "pixelprune"], ONE_PER_CATEGORY),
+    # the staged runtime: FastV (K = 2, retain 0.5) inside the LLM, alone and after PixelPrune
+    ("qwen2-vl-2b@1MP-fastv", "qwen2-vl-2b", ["--max-pixels", "1003520", "--method", "fastv", "--method", "pixelprune",
+                                              "--method", "pixelprune+fastv", "--repeats", "3"], ONE_PER_CATEGORY),
 ]
 COMMON = ["--dtype", "bf16", "--device", "cpu", "--threads", "2", "--warmup", "1", "--repeats", "2",
           "--decode-tokens", "4", "--onednn-cache", "8192"]
+
+
+def _max_pixels(d: dict):
+    """max_pixels of a bench JSON (newer runs keep the image options under config.image)."""
+    c = d["config"]
+    return c["max_pixels"] if "max_pixels" in c else (c.get("image") or {}).get("max_pixels")
 
 
 def run(out: Path, corpus: Path, quick: bool, only: list[str] | None) -> list[str]:
@@ -128,7 +137,7 @@ def render(out: Path) -> str:
         load = f"; 1-min load {load[0][0]:.1f} -> {load[1][0]:.1f}" if load[0] else ""
         lines.append(f"**{label}** ({d['shape']}, {depth}, {d['dtype']}, {m['cpu']}, {m['threads']} threads, "
                      f"{m['date']}; {d['config']['repeats']} repeat(s), {d['config']['warmup']} warm-up{load}; "
-                     f"max_pixels {d['config']['max_pixels'] or 'family default'})\n")
+                     f"max_pixels {_max_pixels(d) or 'family default'})\n")
         lines.append("| method | kept / tokens | retain | TFLOPs | FLOPs ratio | ViT ms | select+plan ms | prefill ms [min-max] | "
                      "measured prefill ratio | speedup | speedup / (1/FLOPs ratio) | best-of speedup (eff) | decode tok/s | "
                      "KV MiB (meas./analytic) |")
