@@ -13,7 +13,6 @@ from PIL import Image
 import vlprune
 from vlprune import bench
 from vlprune.cli import main
-from vlprune.cli.flags import FlagError
 from vlprune.methods.options import OptionError
 from vlprune.bench import timing
 from vlprune.families import get_family

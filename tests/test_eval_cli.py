@@ -184,7 +184,7 @@ def test_unmeasured_table_shows_dashes_only(tmp_path):
 
 def test_suite_machinery_runs_rows_and_renders_measured_cells(tmp_path, capsys):
     from vlprune.eval.config import EvalUsageError
-    from vlprune.eval.suites import Benchmark, Column, Row, Suite, SuiteRun, register_suite, run_suite, validate
+    from vlprune.eval.suites import Benchmark, Column, Row, Suite, SuiteRun, register_suite, validate
 
     root = tmp_path / "root"
     eval_toy.write_toy_vqa(root / "vqa-a", 3)

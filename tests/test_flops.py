@@ -183,7 +183,7 @@ def test_causal_pairs_and_sliding_window():
     causal = flops.prefill_flops(cfg, prompt, count_masked=False)
     assert dense.llm_attn == 4 * 4 * 16 * 4 * 100 * 100
     assert causal.llm_attn == 4 * 4 * 16 * 4 * 100 * 101 // 2
-    assert flops._attn_pairs(5, 0, 2, False) == 1 + 2 + 2 + 2 + 2
+    assert flops.count._attn_pairs(5, 0, 2, False) == 1 + 2 + 2 + 2 + 2
 
 
 def test_qwen2_5_windows_exact_from_indices():

@@ -7,12 +7,13 @@
   must stay exactly as they are (they install the package; ``.ci/run`` runs the second).
 
 New examples are picked up automatically. The temp folder holds the sample files the examples name
-(:data:`SAMPLE_FILES`, made from :mod:`vlprune.samples`); an example that needs another input file
-adds it there.
+(:data:`SAMPLE_FILES`, made from :mod:`vlprune.samples`), a recorded agent episode (``episode/``) and a
+DocVQA folder in its published layout (``docvqa/``); an example that needs another input adds it there.
 """
 
 from __future__ import annotations
 
+import json
 import re
 import shlex
 from pathlib import Path
@@ -47,12 +48,31 @@ def blocks(lang: str) -> list[tuple[int, str]]:
     return out
 
 
+def write_episode(folder: Path, samples: dict) -> None:
+    """A recorded agent episode in the corpus format (episode.json + step_NN.png), from the samples."""
+    folder.mkdir(parents=True, exist_ok=True)
+    steps = []
+    for k in range(5):
+        img = samples["gui" if k % 2 == 0 else "document"]
+        img.save(folder / f"step_{k:02d}.png")
+        action = {"type": "click", "x": 100 + 10 * k, "y": 200} if k % 2 == 0 else {"type": "scroll", "direction": "down"}
+        steps.append({"step": k, "screenshot": f"step_{k:02d}.png", "action": action})
+    episode = {"episode_id": "readme", "goal": "Open the settings", "platform": "web", "width": 1280,
+               "height": 800, "steps": steps}
+    (folder / "episode.json").write_text(json.dumps(episode), encoding="utf-8")
+
+
 @pytest.fixture
 def workdir(tmp_path, monkeypatch):
     samples = make_samples()
     for name, sample in SAMPLE_FILES.items():
         (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
         samples[sample].save(tmp_path / name)
+    write_episode(tmp_path / "episode", samples)  # vlprune demo --agent --episode episode/
+    from eval_fixtures_docs import write_docvqa
+
+    (tmp_path / "docvqa").mkdir()
+    write_docvqa(tmp_path / "docvqa")  # vlprune eval ... --data docvqa/
     monkeypatch.chdir(tmp_path)
     return tmp_path
 

@@ -23,7 +23,8 @@ import numpy as np
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from vlprune.flops import ImageTokens, Prompt, VisionShape, _frame_counts, text_shape, vision_shape
+from vlprune.flops import ImageTokens, Prompt, VisionShape, text_shape, vision_shape
+from vlprune.flops.count import _frame_counts
 
 __all__ = ["Measured", "build_model", "count_decode_step", "count_prefill"]
 
