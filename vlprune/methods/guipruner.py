@@ -24,9 +24,11 @@ PRESETS = {"I": 0.4, "II": 0.2, "III": 0.1}
 @register_method("tar")
 @dataclass
 class Tar(InputMethod):
-    """Temporal-Adaptive Resolution (GUIPruner §3.2): the history screenshots (every image of a sample
-    but the last) share ``lam`` of their tokens, split by a linear fading-memory schedule (newest frame
-    weight 1, oldest ``gamma``); each is resized to its share. The current screenshot is untouched."""
+    """Shrink older history screenshots more: GUIPruner's Temporal-Adaptive Resolution (TAR).
+
+    The history screenshots (every image of a sample but the last) share ``lam`` of their tokens, split
+    by a linear fading-memory schedule (newest frame weight 1, oldest ``gamma``); each is resized to its
+    share (GUIPruner §3.2). The current screenshot is untouched."""
 
     lam: float = 0.4
     gamma: float = 0.2
@@ -49,11 +51,13 @@ class Tar(InputMethod):
 @register_method("ssp")
 @dataclass
 class Ssp(LLMMethod):
-    """Stratified Structure-aware Pruning (GUIPruner §3.3) of each sample's current screenshot (its last
-    image) from decoder layer K on: importance = attention the screenshot's tokens receive at layer
-    K - 1 from the text after it (mean over heads and those queries); keep the top ⌊mu·n_fg⌋ UI
-    foreground tokens (edge pipeline), then the top ⌊mu·rho·n_bg⌋ background tokens, then fill
-    M = round(mu·n) by uniform grid sampling. n counts the screenshot's tokens that enter the LLM."""
+    """Prune the current screenshot inside the LLM by UI structure: GUIPruner's Stratified Structure-aware Pruning (SSP).
+
+    Acts on each sample's last image from decoder layer K on (GUIPruner §3.3): importance = attention the
+    screenshot's tokens receive at layer K - 1 from the text after it (mean over heads and those queries);
+    keep the top ⌊mu·n_fg⌋ UI foreground tokens (edge pipeline), then the top ⌊mu·rho·n_bg⌋ background
+    tokens, then fill M = round(mu·n) by uniform grid sampling. n counts the screenshot's tokens that
+    enter the LLM."""
 
     mu: float = 0.75
     rho: float = 0.3
@@ -91,9 +95,10 @@ class Ssp(LLMMethod):
 @register_method("guipruner")
 @dataclass
 class GUIPruner(LLMMethod):
-    """GUIPruner = TAR (history) + SSP (current screenshot). ``preset`` "I" / "II" / "III" sets the history
-    budget lam = 0.4 / 0.2 / 0.1 (the paper's settings); ``lam`` overrides it; mu 0.75, gamma 0.2,
-    rho 0.3 and K 2 (the first valid K on hybrid models) are the paper's."""
+    """GUIPruner = TAR on the history screenshots + SSP on the current one, at the paper's settings.
+
+    ``preset`` "I" / "II" / "III" sets the history budget lam = 0.4 / 0.2 / 0.1; ``lam`` overrides it; mu
+    0.75, gamma 0.2, rho 0.3 and K 2 (the first valid K on hybrid models) are the paper's."""
 
     preset: str = "I"
     lam: float | None = None
