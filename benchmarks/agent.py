@@ -35,7 +35,7 @@ from vlprune.bench import build_model, configure_onednn_cache
 from vlprune.bench.timing import PeakMemory, Timer, VisionTimer, cache_bytes
 from vlprune.families import get_family
 from vlprune.processor import align_config_to_processor, build_processor
-from vlprune.runtime import apply
+from vlprune.runtime import ApplyConfig, apply
 from vlprune.shapes import build_config, get_shape
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -85,14 +85,15 @@ def run_shape(shape_name: str, episodes: list[Path], args) -> dict:
     proc = build_processor(family, min_pixels=limits[0], max_pixels=limits[1])
     config = build_config(shape_name, args.layers, args.vision_layers)
     align_config_to_processor(config, proc)
-    model = build_model(config, args.dtype, "cpu", args.seed, "sdpa")
+    model = build_model(config, args.dtype, args.device, args.seed, args.attn)
     requests = []
     for ep in episodes:
         req = agent_request(ep, family, limits=limits)
         requests.append((req, proc.apply_chat_template(req.messages, tokenize=False, add_generation_prompt=True)))
-    timer = Timer("cpu")
+    timer = Timer(args.device)
     vit = VisionTimer(model.model.visual, timer)
-    peak = PeakMemory("cpu")
+    peak = PeakMemory(args.device)
+    dev = lambda b: {k: (v.to(args.device) if hasattr(v, "to") else v) for k, v in b.items()}  # noqa: E731
     labels = list(METHODS)
     runs: dict = {m: [dict(samples=[]) for _ in requests] for m in labels}
     passes = args.warmup + args.repeats
@@ -109,18 +110,19 @@ def run_shape(shape_name: str, episodes: list[Path], args) -> dict:
                             t0 = time.perf_counter()
                             batch = proc(text=[text], images=req.images, return_tensors="pt", padding=True)
                             pre_ms = (time.perf_counter() - t0) * 1e3
-                            sample = _one(model, batch, timer, vit, peak, args.decode_tokens)
+                            sample = _one(model, dev(batch), timer, vit, peak, args.decode_tokens)
                             if "flops" not in rec:
                                 n = int((batch["input_ids"] == proc.image_token_id).sum())
                                 rec.update(tokens={"raw": n}, prompt_tokens=int(batch["input_ids"].shape[1]),
                                            prompt=_full_prompt(batch, proc))
                         else:
                             spec_, options = METHODS[label]
-                            with apply(model, spec_, processor=proc, **options) as run:
+                            cfg = ApplyConfig(sync_cuda=args.device.startswith("cuda"))
+                            with apply(model, spec_, processor=proc, config=cfg, **options) as run:
                                 t0 = time.perf_counter()
                                 batch = run.process(text, [req.images])
                                 pre_ms = (time.perf_counter() - t0) * 1e3
-                                sample = _one(model, batch, timer, vit, peak, args.decode_tokens)
+                                sample = _one(model, dev(batch), timer, vit, peak, args.decode_tokens)
                                 last = run.last
                                 sample.update(select_ms=last.selector_ms, plan_ms=last.plan_ms, llm_ms=last.llm_ms)
                                 if "flops" not in rec:
@@ -175,6 +177,8 @@ def main(argv=None) -> int:
     ap.add_argument("--episodes", nargs="+", default=["web_pg15_select", "mob_git_tutorial_pull"])
     ap.add_argument("--max-pixels", type=int, default=1003520, help="processor max_pixels (default ~1 MP)")
     ap.add_argument("--dtype", default="bfloat16")
+    ap.add_argument("--device", default="cpu", help="cpu or cuda (CUDA events time the GPU)")
+    ap.add_argument("--attn", default="sdpa", help="attention implementation (sdpa, eager, flash_attention_2)")
     ap.add_argument("--warmup", type=int, default=1)
     ap.add_argument("--repeats", type=int, default=2)
     ap.add_argument("--decode-tokens", type=int, default=8)
@@ -193,6 +197,7 @@ def main(argv=None) -> int:
         torch.set_num_threads(args.threads)
     args.out.mkdir(parents=True, exist_ok=True)
     machine = {"python": platform.python_version(), "torch": torch.__version__, "threads": torch.get_num_threads(),
+               "device": args.device, "gpu": torch.cuda.get_device_name() if args.device.startswith("cuda") else None,
                "cpu_count": os.cpu_count(), "date": str(date.today()), "platform": platform.platform()}
     for shape in args.shapes:
         res = run_shape(shape, episodes, args)
