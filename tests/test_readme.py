@@ -7,8 +7,8 @@
   must stay exactly as they are (they install the package; ``.ci/run`` runs the second).
 
 New examples are picked up automatically. The temp folder holds the sample files the examples name
-(:data:`SAMPLE_FILES`, made from :mod:`vlprune.samples`), a recorded agent episode (``episode/``) and a
-DocVQA folder in its published layout (``docvqa/``); an example that needs another input adds it there.
+(:data:`SAMPLE_FILES`, made from :mod:`vlprune.samples`), a recorded agent episode (``episode/``), a
+DocVQA folder in its published layout (``docvqa/``) and predictions for it (``predictions.jsonl``); an example that needs another input adds it there.
 """
 
 from __future__ import annotations
@@ -69,10 +69,13 @@ def workdir(tmp_path, monkeypatch):
         (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
         samples[sample].save(tmp_path / name)
     write_episode(tmp_path / "episode", samples)  # vlprune demo --agent --episode episode/
-    from eval_fixtures_docs import write_docvqa
+    from eval_fixtures_docs import DOCVQA_RECORDS, write_docvqa
 
     (tmp_path / "docvqa").mkdir()
     write_docvqa(tmp_path / "docvqa")  # vlprune eval ... --data docvqa/
+    with open(tmp_path / "predictions.jsonl", "w", encoding="utf-8") as f:  # made elsewhere: eval score
+        for rec in DOCVQA_RECORDS:
+            f.write(json.dumps({"id": str(rec["questionId"]), "prediction": rec["answers"][0]}) + "\n")
     monkeypatch.chdir(tmp_path)
     return tmp_path
 
