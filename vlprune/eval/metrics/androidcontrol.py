@@ -8,7 +8,7 @@ scroll; other types match on the type alone.
 Click rules (published evaluators disagree; the summary names the one used):
 
 * ``"distance"`` -- ‖pred − gt‖₂ ≤ 0.14 in normalised coordinates (UI-TARS, following OS-Atlas;
-  bytedance/UI-TARS issue #79);
+  bytedance/UI-TARS, GitHub #79);
 * ``"element"`` -- the Qwen2.5-VL rule as ported by AgentCPM-GUI (``eval/utils/evaluator.py`` with
   ``eval_android_control=True``): accessibility-node boxes (normalised y, x, h, w) enlarged 1.2x about
   their centre and clipped; the 5 whose centres are nearest the ground-truth point are kept; correct if
