@@ -1,4 +1,4 @@
-"""vlprune.flops (analytic FLOPs / KV cache) against torch's FLOP counter on small configs (issue 4 item 2)."""
+"""vlprune.flops (analytic FLOPs / KV cache) against torch's FLOP counter on small configs."""
 
 from __future__ import annotations
 

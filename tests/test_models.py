@@ -1,4 +1,4 @@
-"""Model integration (issue 3): every family x every registered pre-ViT method on tiny random models.
+"""Model integration: every family x every registered pre-ViT method on tiny random models.
 
 (a) keep-everything -> bit-identical logits and greedy generate; (b) kept tokens carry their unpruned
 M-RoPE positions, decoding continues from the unpruned next position; (c) the ViT sees exactly the

