@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+import subprocess
 import json
 from types import SimpleNamespace
 
@@ -360,13 +362,13 @@ def test_timing_helpers_and_fast_random_weights():
         vt.reset()
         assert vt.total_ms() == 0
     assert not lin._forward_hooks and not lin._forward_pre_hooks
-    peak = timing.PeakMemory("cpu")
-    peak.start()
-    x = torch.ones(64 * 2**20 // 4)  # 64 MiB, written
-    grew = peak.stop()
-    del x
-    if peak.clear_refs:  # the RSS high-water mark can be reset here: the growth is seen
-        assert 60 <= grew < 200
+    # in a fresh process: inside a long test process earlier tests' freed pages can be reused without the
+    # resident size growing, so the reading depends on test order (the limit docs/benchmarks.md states)
+    probe = ("import torch; from vlprune.bench import timing; peak = timing.PeakMemory('cpu'); peak.start(); "
+             "x = torch.ones(64 * 2**20 // 4); print(peak.clear_refs, peak.stop())")  # 64 MiB, written
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout.split()
+    if out[0] == "True":  # the RSS high-water mark can be reset here: the growth is seen
+        assert 60 <= float(out[1]) < 200
     config = bench.shape_config(get_family("qwen2-vl").tiny, None, None)
     model = bench.build_model(config, "float32", "cpu", 5, "sdpa")
     tile = torch.randn(1 << 20, generator=torch.Generator().manual_seed(5)) * 0.02

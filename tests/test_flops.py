@@ -256,35 +256,41 @@ def test_bad_config_and_options():
         get_shape("qwen9-vl")
 
 
-def test_real_integration_apply_pixelprune(tiny):
-    """The real pruned forward (``vlprune.apply`` + PixelPrune) against the analytic count of its kept blocks."""
+def _page_request(cfg, gh: int = 6, gw: int = 10, seed: int = 0) -> tuple[dict, tuple[int, int, int], int]:
+    """A batch-1 request of one flat page with noisy blocks (prunable), built with the family's real image
+    processor in the tiny config's vocabulary. Returns (model inputs, grid_thw, text tokens)."""
     from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import Qwen2VLImageProcessorPil
 
-    from vlprune.api import apply
     from vlprune.families import get_family
 
-    cfg, model = tiny
     spec = get_family(cfg.model_type)
-    gh, gw = 6, 10
-    rng = np.random.default_rng(0)
-    img = np.full((gh * spec.block, gw * spec.block, 3), 235, np.uint8)
+    b = spec.block
+    rng = np.random.default_rng(seed)
+    img = np.full((gh * b, gw * b, 3), 235, np.uint8)
     for i, j in zip(rng.integers(0, gh, 12), rng.integers(0, gw, 12)):  # noisy blocks on a flat page
-        img[i * spec.block : (i + 1) * spec.block, j * spec.block : (j + 1) * spec.block] = rng.integers(0, 256, (spec.block, spec.block, 3))
+        img[i * b : (i + 1) * b, j * b : (j + 1) * b] = rng.integers(0, 256, (b, b, 3))
     proc = Qwen2VLImageProcessorPil(
         patch_size=spec.patch_size, merge_size=spec.merge_size, temporal_patch_size=spec.temporal_patch_size,
         image_mean=list(spec.image_mean), image_std=list(spec.image_std),
-        size={"shortest_edge": spec.block**2, "longest_edge": spec.block**2 * 400},
+        size={"shortest_edge": b**2, "longest_edge": b**2 * 400},
     )(images=[img], return_tensors="pt")  # fmt: skip
-    text = [5, 6, 7, cfg.vision_start_token_id]
-    ids = text + [cfg.image_token_id] * (gh * gw) + [cfg.vision_end_token_id, 8, 9, 10]
+    ids = [5, 6, 7, cfg.vision_start_token_id] + [cfg.image_token_id] * (gh * gw) + [cfg.vision_end_token_id, 8, 9, 10]
     inputs = dict(input_ids=torch.tensor([ids]), attention_mask=torch.ones(1, len(ids), dtype=torch.long),
                   pixel_values=proc["pixel_values"], image_grid_thw=proc["image_grid_thw"])  # fmt: skip
+    return inputs, tuple(int(x) for x in proc["image_grid_thw"][0]), len(ids) - gh * gw
+
+
+def test_real_integration_apply_pixelprune(tiny):
+    """The real pruned forward (``vlprune.apply`` + PixelPrune) against the analytic count of its kept blocks."""
+    from vlprune.api import apply
+
+    cfg, model = tiny
+    inputs, grid, text = _page_request(cfg)
     with torch.no_grad(), apply(model, "pixelprune") as session, flopcount._counter() as fc:
         model(**inputs, logits_to_keep=1)
     kept = session.last_prepared.selections[0].kept
-    assert 0 < len(kept) < gh * gw
-    grid = tuple(int(x) for x in proc["image_grid_thw"][0])
-    est = flops.prefill_flops(cfg, Prompt([ImageTokens(grid, kept=kept)], len(ids) - gh * gw))
+    assert 0 < len(kept) < 60
+    est = flops.prefill_flops(cfg, Prompt([ImageTokens(grid, kept=kept)], text))
     assert _rel(est.total, fc.get_total_flops()) < TOL
 
 
@@ -310,25 +316,10 @@ def test_flops_from_stats_of_a_staged_run(tiny, spec):
     and its attention-row scoring, lm_head). DivPrune's own pairwise-distance matmul is selection work,
     not model work: it is counted apart and subtracted."""
     from vlprune.api import apply
-    from vlprune.families import get_family
 
     cfg, model = tiny
-    spec_f = get_family(cfg.model_type)
     gh, gw = 6, 10
-    rng = np.random.default_rng(1)
-    img = np.full((gh * spec_f.block, gw * spec_f.block, 3), 235, np.uint8)
-    for i, j in zip(rng.integers(0, gh, 12), rng.integers(0, gw, 12)):
-        img[i * spec_f.block : (i + 1) * spec_f.block, j * spec_f.block : (j + 1) * spec_f.block] = rng.integers(0, 256, (spec_f.block, spec_f.block, 3))
-    from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import Qwen2VLImageProcessorPil
-
-    proc = Qwen2VLImageProcessorPil(
-        patch_size=spec_f.patch_size, merge_size=spec_f.merge_size, temporal_patch_size=spec_f.temporal_patch_size,
-        image_mean=list(spec_f.image_mean), image_std=list(spec_f.image_std),
-        size={"shortest_edge": spec_f.block**2, "longest_edge": spec_f.block**2 * 400},
-    )(images=[img], return_tensors="pt")  # fmt: skip
-    ids = [5, 6, 7, cfg.vision_start_token_id] + [cfg.image_token_id] * (gh * gw) + [cfg.vision_end_token_id, 8, 9, 10]
-    inputs = dict(input_ids=torch.tensor([ids]), attention_mask=torch.ones(1, len(ids), dtype=torch.long),
-                  pixel_values=proc["pixel_values"], image_grid_thw=proc["image_grid_thw"])  # fmt: skip
+    inputs, _, _ = _page_request(cfg, gh, gw, seed=1)
     selection = 0
     if spec == "divprune":
         n = gh * gw

@@ -40,8 +40,7 @@ def agent_request(episode_dir, family: str, step: int | None = None, history_ima
     """The prompt of ``step`` (default: the first step with ``history_images`` earlier frames) of the
     recorded episode in ``episode_dir``. ``limits``: the processor's (min_pixels, max_pixels)."""
     from vlprune.eval.agent import PromptConfig, build_messages, load_trajectory, trajectory_spec
-    from vlprune.eval.base import PromptContext
-    from vlprune.grid import smart_resize
+    from vlprune.eval.measure import prompt_context
 
     spec = get_family(family)
     ep = load_trajectory(episode_dir)
@@ -55,8 +54,7 @@ def agent_request(episode_dir, family: str, step: int | None = None, history_ima
     frames = [s.screenshot for s in ep.steps[step - history_images : step + 1]]
     images = [ref.open() for ref in frames]
     lo, hi = limits or (spec.min_pixels, spec.max_pixels)
-    canvas = tuple((w, h) for h, w in (smart_resize(im.height, im.width, spec.block, lo, hi) for im in images))
-    ctx = PromptContext(spec.name, tuple(im.size for im in images), canvas)
+    ctx = prompt_context(spec.name, [im.size for im in images], (spec.block, lo, hi))
     history = [s.action for s in ep.steps[:step]]
     messages = build_messages(ep.goal, history, len(images), ctx, trajectory_spec(ep), cfg)
     return AgentRequest(ep.id, step, ep.goal, messages, images)

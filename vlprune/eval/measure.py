@@ -16,13 +16,14 @@ from vlprune.families import get_family
 # ---------------------------------------------------------------------------------------------- canvas
 def resize_limits(processor) -> tuple[int, int, int]:
     """(factor, min_pixels, max_pixels) of a Qwen-VL processor's resize (factor = patch x merge)."""
+    from vlprune.runtime.prepare import pixel_limits
+
     ip = getattr(processor, "image_processor", processor)
-    size = ip.size
-    get = size.get if isinstance(size, dict) else (lambda k: getattr(size, k, None))
-    lo, hi = get("shortest_edge"), get("longest_edge")
-    if not lo or not hi:
-        raise ValueError(f"the processor's size {size!r} has no shortest_edge / longest_edge pixel limits")
-    return int(ip.patch_size) * int(ip.merge_size), int(lo), int(hi)
+    limits = pixel_limits(ip)
+    if limits is None:
+        raise ValueError(f"the processor's size {getattr(ip, 'size', None)!r} has no shortest_edge / longest_edge "
+                         f"pixel limits")
+    return int(ip.patch_size) * int(ip.merge_size), *limits
 
 
 def family_limits(family: str, min_pixels: int | None = None, max_pixels: int | None = None) -> tuple[int, int, int]:

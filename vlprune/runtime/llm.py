@@ -26,6 +26,7 @@ from transformers.masking_utils import (
 from vlprune.methods.base import LLMMethod, LLMRow
 from vlprune.models.base import FamilyAdapter
 from vlprune.runtime.attention import attention_rows
+from vlprune.runtime.prepare import check_local_indices
 
 _MASK_BUILDERS = {
     "full_attention": create_causal_mask,
@@ -246,11 +247,7 @@ class LLMStage:
             scores = st.scores[span.row, span.start : span.end] if st.scores is not None else None
             out = self.method.select(ctx, scores, hidden[span.row, span.start : span.end])
             local, strata = out if isinstance(out, tuple) else (out, None)
-            local = torch.as_tensor(local, dtype=torch.long).cpu()
-            if local.ndim != 1 or local.numel() == 0 or int(local.min()) < 0 or int(local.max()) >= n or (
-                    local.numel() > 1 and not bool((local[1:] > local[:-1]).all())):
-                raise ValueError(f"method {self.method.name!r} must return sorted, unique indices in [0, {n}) "
-                                 f"(at least one) for image {ctx.image}")
+            local = check_local_indices(local, n, self.method.name, ctx.image)
             keep[span.row, span.start : span.end] = False
             keep[span.row, span.start + local.to(dev)] = True
             stats.kept_blocks = stats.kept_blocks[local.numpy()]

@@ -57,6 +57,16 @@ class _Image:
     selection: Selection | None = None
 
 
+def check_local_indices(local, n: int, method: str, image: int) -> torch.Tensor:
+    """A method's kept local indices as a CPU int64 tensor; ValueError unless sorted, unique, in [0, n), non-empty."""
+    local = torch.as_tensor(np.asarray(local.cpu() if torch.is_tensor(local) else local), dtype=torch.int64)
+    if local.ndim != 1 or local.numel() == 0 or int(local.min()) < 0 or int(local.max()) >= n or (
+            local.numel() > 1 and not bool((local[1:] > local[:-1]).all())):
+        raise ValueError(f"method {method!r} must return sorted, unique indices in [0, {n}) (at least one) for "
+                         f"image {image}, got {local.tolist()[:8]}")
+    return local
+
+
 def check_inputs(ad: FamilyAdapter, input_ids, pixel_values, image_grid_thw) -> torch.Tensor:
     """Validate a processor batch against the model; returns ``image_grid_thw`` on the CPU as int64."""
     if input_ids is None:
@@ -222,13 +232,7 @@ class Preparer:
         deep = [list(f) for f in getattr(enc, "deepstack_features", None) or []] if self.ad.deepstack else []
         for i, im in enumerate(images):
             t0 = time.perf_counter()
-            local = method.select(pooled[i], im.ctx)
-            local = torch.as_tensor(np.asarray(local.cpu() if torch.is_tensor(local) else local), dtype=torch.int64)
-            n = pooled[i].shape[0]
-            if local.ndim != 1 or local.numel() == 0 or int(local.min()) < 0 or int(local.max()) >= n or (
-                local.numel() > 1 and not bool((local[1:] > local[:-1]).all())):
-                raise ValueError(f"method {method.name!r} must return sorted, unique indices in [0, {n}) "
-                                 f"(at least one), got {local.tolist()[:8]}...")
+            local = check_local_indices(method.select(pooled[i], im.ctx), pooled[i].shape[0], method.name, im.ctx.image)
             idx = local.to(pooled[i].device)
             pooled[i] = pooled[i][idx]
             for f in deep:
@@ -281,12 +285,12 @@ class Preparer:
 
 
 def pixel_limits(image_processor) -> tuple[int, int] | None:
-    """(min_pixels, max_pixels) of a Qwen-VL image processor, or None if it does not say."""
-    size = getattr(image_processor, "size", None) or {}
-    lo = size.get("shortest_edge") if hasattr(size, "get") else None
-    hi = size.get("longest_edge") if hasattr(size, "get") else None
-    lo = getattr(image_processor, "min_pixels", None) or lo
-    hi = getattr(image_processor, "max_pixels", None) or hi
+    """(min_pixels, max_pixels) of a Qwen-VL image processor (or processor), or None if it does not say."""
+    ip = getattr(image_processor, "image_processor", image_processor)
+    size = getattr(ip, "size", None) or {}
+    get = size.get if hasattr(size, "get") else (lambda k: getattr(size, k, None))
+    lo = getattr(ip, "min_pixels", None) or get("shortest_edge")
+    hi = getattr(ip, "max_pixels", None) or get("longest_edge")
     return (int(lo), int(hi)) if lo and hi else None
 
 
