@@ -260,7 +260,7 @@ def _keep(n: int, retain: float) -> int:
 
 def test_compositions_record_stages_llm_ms_attention_and_the_flops_of_what_ran(images, tmp_path, capsys):
     from vlprune import flops
-    from vlprune.processor import random_model
+    from vlprune.bench import random_model
 
     path, out = images[0], tmp_path / "c.json"
     rc = main(["bench", "--shape", "qwen3-vl-tiny", "--method", "fastv", "--method", "pixelprune+fastv",

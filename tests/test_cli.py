@@ -349,10 +349,10 @@ def test_help_version_and_list(capsys):
 
 
 def test_demo_writes_overlays_and_calls_the_generation_step(capsys, tmp_path, monkeypatch):
-    import vlprune.processor
+    import vlprune.demo
 
     calls = []
-    monkeypatch.setattr(vlprune.processor, "demo_generation",
+    monkeypatch.setattr(vlprune.demo, "demo_generation",
                         lambda samples, out_dir: calls.append({"samples": samples, "out_dir": out_dir}))
     assert cli.main(["demo", "--out", str(tmp_path / "d")]) == 0
     out = capsys.readouterr().out

@@ -12,7 +12,8 @@ import torch
 
 import vlprune
 from vlprune.images import ImageOptions
-from vlprune.processor import build_processor, processor_inputs, random_model
+from vlprune.bench import random_model
+from vlprune.processor import build_processor, processor_inputs
 
 SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "gpu.py"
 MAX_PIXELS = 200_000  # keeps the dry run to seconds

@@ -9,7 +9,8 @@ from PIL import Image
 
 from vlprune.families import get_family
 import vlprune
-from vlprune.processor import _demo_image, build_processor, processor_inputs, run_generation_demo, tokenizer_dir
+from vlprune.demo import demo_image, run_generation_demo
+from vlprune.processor import build_processor, processor_inputs, tokenizer_dir
 
 
 def test_tokenizer_files_found_without_import():
@@ -49,7 +50,7 @@ def test_generation_demo_end_to_end(family):
     assert pruned.full_ids == full.full_ids  # same seed, same unpruned model
     assert 0 < pruned.image_tokens_after < pruned.image_tokens_before
     # the processor route keeps what the image route keeps on the demo's image at the same size
-    sel = vlprune.select(_demo_image(get_family(family)), family=family, max_pixels=256 * 256)
+    sel = vlprune.select(demo_image(get_family(family)), family=family, max_pixels=256 * 256)
     assert (pruned.image_tokens_before, pruned.image_tokens_after) == (sel.n_total, sel.n_kept)
     assert pruned.prompt_tokens_before - pruned.prompt_tokens_after == pruned.image_tokens_before - pruned.image_tokens_after
     assert len(pruned.pruned_ids) == 3 and (pruned.text_layers, pruned.vision_layers) == (2, 2)
@@ -62,7 +63,7 @@ def test_demo_warms_up_before_timing_and_explains_its_output(capsys, monkeypatch
     both grid routes) precede the timed ones, progress goes to stderr per family, and stdout says
     what the numbers and differing ids mean."""
     import vlprune.analyze
-    from vlprune.processor import DEMO_EXPLANATION, DemoResult, demo_generation
+    from vlprune.demo import DEMO_EXPLANATION, DemoResult, demo_generation
     from vlprune.samples import make_samples
 
     events = []

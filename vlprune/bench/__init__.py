@@ -39,7 +39,7 @@ from vlprune.bench.config import (
     resolve_shape,
     shape_config,
 )
-from vlprune.bench.model import build_model, fill_random
+from vlprune.bench.model import build_model, fill_random, random_model
 from vlprune.bench.report import BenchResult, ImageRun, Sample, format_table, save_plot, stats, write_json
 from vlprune.bench.requests import (
     MemoryEstimate,
@@ -56,6 +56,6 @@ from vlprune.bench.timing import machine_info
 __all__ = [
     "ATTN", "DTYPES", "ONEDNN_CACHE_VAR", "BenchConfig", "BenchError", "BenchResult", "ImageRun", "MemoryEstimate",
     "Plan", "Request", "Sample", "build_model", "build_pipelines", "build_requests", "check_device",
-    "configure_onednn_cache", "estimate_memory", "fill_random", "flash_attention_status", "format_table", "machine_info",
+    "configure_onednn_cache", "estimate_memory", "fill_random", "random_model", "flash_attention_status", "format_table", "machine_info",
     "prepare", "register_shape", "resolve_shape", "run_bench", "save_plot", "shape_config", "stats", "write_json",
 ]

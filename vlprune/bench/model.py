@@ -1,4 +1,5 @@
-"""Real-size models with random weights for benchmarks (no download)."""
+"""Models with random weights (no download): real-size architectures for benchmarks, and seeded stand-ins
+for ``from_pretrained`` that run with the offline processor (examples, tests, the demo)."""
 
 from __future__ import annotations
 
@@ -36,4 +37,24 @@ def build_model(config, dtype_name: str, device: str, seed: int, attn: str):
                                                         attn_implementation=attn)
     model = model.to(device).eval()
     fill_random(model, seed)
+    return model
+
+
+def random_model(family: str, processor, shape: str = "tiny", text_layers: int | None = None,
+                 vision_layers: int | None = None, seed: int = 0):
+    """A seeded random-weight model (fp32, eval) of ``family`` at ``shape`` (``"tiny"``, ``"real"`` or a
+    :mod:`vlprune.shapes` name; optionally cut to ``text_layers`` / ``vision_layers``) whose config uses
+    ``processor``'s token ids, so ``model.generate(**processor(...))`` runs offline. A stand-in for
+    ``from_pretrained`` in examples and tests."""
+    from vlprune.families import get_family
+    from vlprune.models.configs import build_config
+    from vlprune.processor import align_config_to_processor
+
+    spec = get_family(family)
+    cfg = build_config(spec.name, shape, text_layers, vision_layers)
+    tok = processor.tokenizer
+    align_config_to_processor(cfg, processor)
+    cfg.get_text_config().eos_token_id = tok.convert_tokens_to_ids("<|im_end|>")
+    model = build_model(cfg, "float32", "cpu", seed, "sdpa")
+    model.generation_config.pad_token_id = tok.pad_token_id
     return model

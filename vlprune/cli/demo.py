@@ -116,7 +116,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     samples = make_samples()
     run_demo(config, samples)
     if config.generate:
-        from vlprune.processor import demo_generation
+        from vlprune.demo import demo_generation
 
         print()
         demo_generation(samples, config.out)

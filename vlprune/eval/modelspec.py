@@ -190,7 +190,7 @@ def _checkpoint_processor(path: Path, family: str):
     import transformers
     from transformers import AutoImageProcessor, AutoTokenizer
 
-    from vlprune.processor import _image_only
+    from vlprune.processor import image_only
 
     try:
         tok = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
@@ -203,7 +203,7 @@ def _checkpoint_processor(path: Path, family: str):
         template = jinja.read_text(encoding="utf-8")
     if template is None:
         raise ModelError(f"--model {path}: {why}, and the checkpoint has no chat template")
-    cls = _image_only(getattr(transformers, get_family(family).processor_class))
+    cls = image_only(getattr(transformers, get_family(family).processor_class))
     print(f"note: --model {path}: {why}; using its tokenizer, image processor and chat template "
           f"(images and text only)", file=sys.stderr)
     return cls(image_processor=ip, tokenizer=tok, chat_template=template)
