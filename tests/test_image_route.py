@@ -6,21 +6,30 @@ image processor's ``pixel_values`` for the same input handed over the usual way 
 ``transformers.image_utils.load_image`` (also what the processor does with a path), a PIL image or an
 array to the processor directly. Every difference is an explicit option, and each case is built so
 that the alternative conversion would give other pixels (the test would notice a wrong default).
+
+Transparency and 1- / 4-channel arrays differ by release: transformers 5.21 and later composite an
+alpha band or colour key on white and take 1- / 4-channel arrays, 5.19 - 5.20 convert with PIL's
+``convert("RGB")`` and refuse those arrays. The comparisons take the installed processor as the oracle;
+``test_default_transparency_*`` pin each release's behaviour on hand-made images (the half that does
+not apply is skipped, saying why).
 """
 
 from __future__ import annotations
 
 import io
+import re
 import warnings
 
 import numpy as np
 import pytest
+import transformers
+from packaging.version import Version
 from PIL import Image
 
 import vlprune
 from vlprune.families import get_family
 from vlprune.grid import BlockGrid
-from vlprune.images import ImageError, ImageOptions, check_image, load_image
+from vlprune.images import ImageError, ImageOptions, check_image, load_image, name_of
 from vlprune.methods.options import OptionError
 
 from model_fixtures import image_processor
@@ -30,11 +39,22 @@ BLOCK = get_family(FAMILY).block
 # the bounds tests/model_fixtures.py configures the processor with
 SIZE = dict(min_pixels=BLOCK**2, max_pixels=BLOCK**2 * 400)
 H, W = 256, 384
+#: (major, minor) of the installed transformers: 5.21 changed how transparency and arrays are converted
+TF_RELEASE = Version(transformers.__version__).release[:2]
 
 
 @pytest.fixture(scope="module")
 def processor():
     return image_processor(FAMILY)
+
+
+@pytest.fixture(scope="module")
+def composites(processor):
+    """Whether the installed processor composites transparency on white, read off its output: a fully
+    transparent dark image comes back white (composited) or dark (alpha ignored)."""
+    px = processor_view(processor, Image.new("RGBA", (2 * BLOCK, 2 * BLOCK), (10, 20, 30, 0)))[1]
+    assert (px == 255).all() or (px == (10, 20, 30)).all()
+    return bool((px == 255).all())
 
 
 def base_rgb() -> np.ndarray:
@@ -131,7 +151,7 @@ def assert_same(got, want, what):
 
 # ------------------------------------------------------------------------------ PIL modes
 @pytest.mark.parametrize("mode", MODES)
-def test_file_matches_transformers_load_image(processor, tmp_path, mode):
+def test_file_matches_transformers_load_image(processor, composites, tmp_path, mode):
     from transformers.image_utils import load_image as hf_load_image
 
     img = make(mode)
@@ -144,18 +164,19 @@ def test_file_matches_transformers_load_image(processor, tmp_path, mode):
         assert_same(vlprune_view(path.read_bytes()), want, f"{mode} as {path.suffix} bytes")
         assert_same(processor_view(processor, str(path)), want, "the processor given the path")  # same route
         opened = Image.open(path)
-        # the case tells the conversions apart: an alpha band is dropped (compositing it would give
-        # other pixels), a colour key is composited (ignoring it would)
+        # the case tells the conversions apart: an alpha band is dropped on every release (compositing
+        # it would give other pixels), a colour key is composited or kept as the processor does
         if opened.mode in ("LA", "PA", "RGBA"):
             assert not np.array_equal(vlprune_view(path, alpha="white")[1], want[1])
         if "transparency" in opened.info:
-            assert not np.array_equal(vlprune_view(path, alpha="drop")[1], want[1])
+            other = "drop" if composites else "white"
+            assert not np.array_equal(vlprune_view(path, alpha=other)[1], want[1])
         if opened.mode in HIGH_BIT:
             assert not np.array_equal(vlprune_view(path, high_bit_depth="scale")[1], want[1])
 
 
 @pytest.mark.parametrize("mode", MODES + ["La"])
-def test_pil_image_matches_the_processor(processor, mode):
+def test_pil_image_matches_the_processor(processor, composites, mode):
     img = make(mode) if mode != "La" else make("LA").convert("La")
     try:
         want = processor_view(processor, img)
@@ -165,8 +186,8 @@ def test_pil_image_matches_the_processor(processor, mode):
         assert "conversion" in str(exc)
         return
     assert_same(vlprune_view(img), want, f"PIL {mode}")
-    if mode in ALPHA:
-        assert not np.array_equal(vlprune_view(img, alpha="drop")[1], want[1])
+    if mode in ALPHA:  # composited (5.21+) or ignored (5.19 - 5.20), as the processor does
+        assert not np.array_equal(vlprune_view(img, alpha="drop" if composites else "white")[1], want[1])
 
 
 def test_reported_cases(tmp_path):
@@ -223,7 +244,14 @@ def test_arrays_match_the_processor(processor, layout):
     arr = rgba[..., :c] if c != 1 else rgba[..., :1]
     if layout[0] != "H":
         arr = np.ascontiguousarray(np.moveaxis(arr, -1, 0))
-    assert_same(vlprune_view(arr), processor_view(processor, arr), layout)
+    try:
+        want = processor_view(processor, arr)
+    except ValueError:  # 5.19 - 5.20 take only 3 channels: vlprune refuses it too, naming it and why
+        name = re.escape(f"<array uint8 {arr.shape}>")
+        with pytest.raises(ImageError, match=rf"^{name}: .* refuses {c}-channel arrays .* transformers >= 5\.21"):
+            vlprune.select(arr, family=FAMILY, **SIZE)
+        return
+    assert_same(vlprune_view(arr), want, layout)
 
 
 def test_arrays_the_processor_does_not_take_are_refused_or_explicit():
@@ -237,6 +265,100 @@ def test_arrays_the_processor_does_not_take_are_refused_or_explicit():
         vlprune.select(base_rgb().astype(np.float32) / 255)
     with pytest.raises(ImageError, match="expected an"):
         vlprune.select(np.zeros((8, 8, 2), np.uint8))
+
+
+# ------------------------------------------------------------------------------ what differs by release
+DARK, RED = (10, 20, 30), (200, 100, 50)
+
+
+def clear_and_opaque() -> Image.Image:
+    """4 x 4 RGBA: the left two columns DARK and fully transparent, the right two RED and opaque."""
+    rgba = np.zeros((4, 4, 4), np.uint8)
+    rgba[:, :2] = DARK + (0,)
+    rgba[:, 2:] = RED + (255,)
+    return Image.fromarray(rgba, "RGBA")
+
+
+def keyed_png(tmp_path):
+    """4 x 4 RGB PNG, left half DARK, right half RED, with a tRNS colour key on DARK."""
+    rgb = np.zeros((4, 4, 3), np.uint8)
+    rgb[:, :2], rgb[:, 2:] = DARK, RED
+    Image.fromarray(rgb).save(tmp_path / "keyed.png", transparency=DARK)
+    return tmp_path / "keyed.png"
+
+
+def alpha_steps() -> np.ndarray:
+    """uint8 (2, 4, 4): DARK everywhere, alpha 0, 51, 128, 255 by column (2 rows: only the last axis
+    can be channels)."""
+    arr = np.zeros((2, 4, 4), np.uint8)
+    arr[..., :3] = DARK
+    arr[..., 3] = [0, 51, 128, 255]
+    return arr
+
+
+#: alpha_steps() composited on white by hand, round(a/255 * c + (1 - a/255) * 255) per column
+STEPS_ON_WHITE = np.array([[(255, 255, 255), (206, 208, 210), (132, 137, 142), DARK]] * 2, np.uint8)
+GRAY = np.full((2, 4, 1), 77, np.uint8)  # one channel, channels last
+
+
+def halves(left, right) -> np.ndarray:
+    out = np.zeros((4, 4, 3), np.uint8)
+    out[:, :2], out[:, 2:] = left, right
+    return out
+
+
+def pixels(src, **options) -> np.ndarray:
+    return np.asarray(load_image(src, **options))
+
+
+def test_default_transparency_from_5_21(processor, composites, tmp_path):
+    """transformers >= 5.21: alpha bands and colour keys composited on white, 1- / 4-channel arrays
+    taken (4 composited, channels first when both ends could be channels)."""
+    if TF_RELEASE < (5, 21):
+        pytest.skip(f"transformers {transformers.__version__} is installed; this pins 5.21 and later")
+    assert composites  # the processor itself
+    assert np.array_equal(pixels(clear_and_opaque()), halves(255, RED))
+    assert np.array_equal(pixels(keyed_png(tmp_path)), halves(255, RED))  # load_image keeps the key
+    assert np.array_equal(pixels(Image.open(keyed_png(tmp_path))), halves(255, RED))
+    assert np.array_equal(pixels(alpha_steps()), STEPS_ON_WHITE)
+    assert np.array_equal(pixels(GRAY), np.full((2, 4, 3), 77))
+    ambiguous = np.arange(60, dtype=np.uint8).reshape(4, 5, 3)  # channels first: 5 x 3, 4 channels
+    assert load_image(ambiguous).size == (3, 5)
+    assert processor_view(processor, ambiguous)[1].shape == (2 * BLOCK, BLOCK, 3)  # the processor: 2 x 1 blocks
+
+
+def test_default_transparency_before_5_21(processor, composites, tmp_path):
+    """transformers 5.19 - 5.20: PIL's convert("RGB") (alpha dropped, a colour key kept as its colour);
+    the channel axis of an array found among 1 and 3, and only 3 channels taken."""
+    if TF_RELEASE >= (5, 21):
+        pytest.skip(f"transformers {transformers.__version__} is installed; this pins 5.19 - 5.20")
+    assert not composites  # the processor itself
+    assert np.array_equal(pixels(clear_and_opaque()), halves(DARK, RED))
+    assert np.array_equal(pixels(keyed_png(tmp_path)), halves(DARK, RED))
+    assert np.array_equal(pixels(Image.open(keyed_png(tmp_path))), halves(DARK, RED))
+    for arr, c, why in [(alpha_steps(), 4, "Unable to infer channel dimension format"),
+                        (GRAY, 1, "mean must have 1 elements")]:
+        with pytest.raises(ValueError, match=why):  # the processor itself
+            processor(arr, return_tensors="np")
+        with pytest.raises(ImageError, match=rf"refuses {c}-channel arrays \(\"{why}\"\).*"
+                                             r"transformers >= 5\.21.*alpha='white'"):
+            load_image(arr)
+    ambiguous = np.arange(60, dtype=np.uint8).reshape(4, 5, 3)  # channels last: 4 x 5 RGB
+    assert np.array_equal(pixels(ambiguous), ambiguous)
+    # the processor too: a 4 x 5 image, resized up to 1 x 2 blocks (a 5 x 3 one would be 2 x 1)
+    assert processor_view(processor, ambiguous)[1].shape == (BLOCK, 2 * BLOCK, 3)
+
+
+def test_explicit_transparency_options_mean_the_same_on_every_release(tmp_path):
+    for src in (clear_and_opaque(), keyed_png(tmp_path), Image.open(keyed_png(tmp_path))):
+        assert np.array_equal(pixels(src, alpha="white"), halves(255, RED)), name_of(src)
+        assert np.array_equal(pixels(src, alpha="drop"), halves(DARK, RED)), name_of(src)
+    assert np.array_equal(pixels(alpha_steps(), alpha="white"), STEPS_ON_WHITE)
+    assert np.array_equal(pixels(alpha_steps(), alpha="drop"), np.full((2, 4, 3), DARK))
+    assert np.array_equal(pixels(np.moveaxis(alpha_steps(), -1, 0), alpha="white"),
+                          STEPS_ON_WHITE)
+    assert np.array_equal(pixels(GRAY, alpha="drop"), np.full((2, 4, 3), 77))
+    assert load_image(np.zeros((4, 5, 3), np.uint8), alpha="drop").size == (3, 5)  # channels first
 
 
 # ------------------------------------------------------------------------------ options and the shared check

@@ -21,8 +21,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import transformers
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from packaging.version import Version
 from PIL import Image
 
 from vlprune.algorithms import baselines as B
@@ -58,6 +60,10 @@ PICKS = ("web/flask_index.png", "mobile/pytest_getting_started.png", "doc/gnuplo
 REAL_SETTINGS = [("max", 0.0), ("max", 0.05), ("mae", 0.05), ("rmse", 0.05), ("max", 3 / 255), ("mae", 2 / 255)]
 
 _HEALTH = [HealthCheck.too_slow, HealthCheck.data_too_large]
+
+#: transformers >= 5.21 composites alpha bands and colour keys of PIL images on white in the processor;
+#: 5.19 - 5.20 use PIL's convert("RGB") (alpha dropped, a colour key kept as its colour)
+COMPOSITES = Version(transformers.__version__).release[:2] >= (5, 21)
 SETTINGS = settings(deadline=None, suppress_health_check=_HEALTH, max_examples=60)
 
 
@@ -362,15 +368,17 @@ def _png_with_transparency_key(mode: str) -> bytes:
 
 @pytest.mark.parametrize("mode", ["RGB", "L"])
 def test_transparency_key_is_composited_like_the_processor(processors, mode):
-    """An RGB / L PNG with a tRNS colour key: the processor composites the keyed colour on white;
-    the image route must do the same or the two routes select on different pixels."""
+    """An RGB / L PNG with a tRNS colour key: the processor of transformers >= 5.21 composites the
+    keyed colour on white, 5.19 - 5.20 keep it as its colour; the image route must do the same as the
+    installed one or the two routes select on different pixels."""
     data = _png_with_transparency_key(mode)
     img = Image.open(io.BytesIO(data))
     assert img.info.get("transparency") is not None
     out = processors["qwen3-vl"](img, return_tensors="np")
     (g_pv,) = BlockGrid.from_pixel_values(out["pixel_values"], out["image_grid_thw"], "qwen3-vl")
     g_img = BlockGrid.from_image(data, "qwen3-vl")
-    assert (g_pv.image()[:, :10] == 255).all()  # what the processor does
+    keyed = 255 if COMPOSITES else (10, 20, 30) if mode == "RGB" else 10
+    assert (g_pv.image()[:, :10] == keyed).all()  # what the processor does
     assert np.array_equal(g_img.image(), g_pv.image())
 
 
@@ -473,26 +481,32 @@ def rgb_of(img: Image.Image, tmp_path, ext="png", **options) -> np.ndarray:
 
 def test_image_modes_convert_to_the_right_rgb(tmp_path):
     """Hand-computed RGB per mode: a file as transformers' load_image gives it (alpha band dropped,
-    colour key composited by the processor, 16-bit clipped), and the explicit alternatives."""
+    colour key composited by the processor from 5.21, 16-bit clipped), and the explicit alternatives."""
     # palette
     pal = Image.new("P", (4, 2))
     pal.putpalette([255, 0, 0, 0, 255, 0, 0, 0, 255] + [0] * (256 * 3 - 9))
     pal.putdata([0, 1, 2, 0, 1, 2, 0, 1])
     got = rgb_of(pal, tmp_path)
     assert got[0, :3].tolist() == [[255, 0, 0], [0, 255, 0], [0, 0, 255]]
-    # palette with a transparent index -> white (a colour key: the processor composites it)
+    # palette with a transparent index: a colour key, composited on white by the processor from 5.21,
+    # kept as its colour by 5.19 - 5.20
     pal.save(tmp_path / "pt.png", transparency=1)
     got = np.asarray(load_image(tmp_path / "pt.png")).astype(int)
+    assert got[0, :3].tolist() == [[255, 0, 0], [255, 255, 255] if COMPOSITES else [0, 255, 0], [0, 0, 255]]
+    got = np.asarray(load_image(tmp_path / "pt.png", alpha="white")).astype(int)
     assert got[0, :3].tolist() == [[255, 0, 0], [255, 255, 255], [0, 0, 255]]
     got = np.asarray(load_image(tmp_path / "pt.png", alpha="drop")).astype(int)
     assert got[0, :3].tolist() == [[255, 0, 0], [0, 255, 0], [0, 0, 255]]
-    # RGBA: alpha dropped from a file; composited on white with alpha="white" (and for a PIL image)
+    # RGBA: alpha dropped from a file; composited on white with alpha="white" (and for a PIL image
+    # from 5.21; 5.19 - 5.20 drop it there too)
     rgba = np.array([[[10, 20, 30, 0], [10, 20, 30, 255], [10, 20, 30, 128], [200, 100, 0, 64]]], np.uint8)
     assert rgb_of(Image.fromarray(rgba, "RGBA"), tmp_path).tolist() == rgba[..., :3].tolist()
     a = rgba[..., 3:] / 255.0
     want = rgba[..., :3] * a + 255 * (1 - a)
-    for got in (rgb_of(Image.fromarray(rgba, "RGBA"), tmp_path, alpha="white"),
-                np.asarray(load_image(Image.fromarray(rgba, "RGBA"))).astype(int)):
+    pil_default = np.asarray(load_image(Image.fromarray(rgba, "RGBA"))).astype(int)
+    if not COMPOSITES:
+        assert pil_default.tolist() == rgba[..., :3].tolist()
+    for got in [rgb_of(Image.fromarray(rgba, "RGBA"), tmp_path, alpha="white")] + ([pil_default] if COMPOSITES else []):
         assert got[0, 0].tolist() == [255, 255, 255] and got[0, 1].tolist() == [10, 20, 30]
         assert np.abs(got - want).max() <= 1
     # LA

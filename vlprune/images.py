@@ -1,20 +1,26 @@
 """Input images as the model's processor sees them: load, convert to 8-bit RGB, check, size.
 
-The default reproduces transformers (5.x) for each kind of input, so that a selection describes the
-pixels the model gets when the user hands it the same input the usual way:
+The default reproduces the installed transformers (5.19 - 5.24, PIL backend) for each kind of input,
+so that a selection describes the pixels the model gets when the user hands it the same input the
+usual way; where releases differ (:mod:`vlprune.compat`) it follows the installed one:
 
 * a file (path or bytes): ``transformers.image_utils.load_image`` (what the processor also does with a
   path) -- the EXIF orientation is applied (``PIL.ImageOps.exif_transpose``), then PIL's
   ``convert("RGB")``: an alpha band is dropped, 16/32-bit values are clipped at 255, a colour-key
   transparency (PNG tRNS, a transparent palette index) stays a key -- and then the processor's
-  ``convert_to_rgb`` composites that key on white;
-* a PIL image: the image processor's ``convert_to_rgb`` -- an alpha band or colour key composited
-  on white, no EXIF orientation (the processor does not apply it to an image already opened);
-* a uint8 array (H, W), (H, W, 1|3|4) or channels-first: the image processor's array route -- 4
-  channels composited on white, channels first when both ends could be channels.
+  ``convert_to_rgb``: from 5.21 it composites that key on white, 5.19 - 5.20 ignore it (the keyed
+  pixels keep their colour);
+* a PIL image: the image processor's ``convert_to_rgb``, no EXIF orientation (the processor does not
+  apply it to an image already opened) -- from 5.21 an alpha band or colour key composited on white;
+  5.19 - 5.20 PIL's ``convert("RGB")`` (alpha band dropped, keyed pixels keep their colour);
+* a uint8 array: the image processor's array route -- from 5.21 (H, W, 1|3|4) or channels-first, 4
+  channels composited on white, channels first when both ends could be channels; 5.19 - 5.20 look for
+  the channel axis among 1 and 3 and take only 3 channels, so 1- and 4-channel arrays are refused as
+  that processor refuses them. (H, W) is taken as gray on every release (every processor refuses it).
 
-:class:`ImageOptions` makes every difference explicit (``exif``, ``alpha``, ``high_bit_depth``).
-Refused inputs raise :class:`ImageError` naming the input (see ``docs/design.md``).
+:class:`ImageOptions` makes every difference explicit (``exif``, ``alpha``, ``high_bit_depth``); an
+explicit option means the same on every release. Refused inputs raise :class:`ImageError` naming the
+input (see ``docs/design.md``).
 """
 
 from __future__ import annotations
@@ -30,6 +36,7 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageOps
 
+from vlprune import compat
 from vlprune.families import FamilySpec, get_family
 
 #: Default refusal limit for decoded images (pixels). A 4K screenshot is 8.3 MP, an A4 page at
@@ -59,9 +66,11 @@ class ImageOptions:
     max_image_pixels: refuse larger decoded images (decompression bombs), checked before decoding.
     exif: apply the EXIF orientation; None: as transformers does for this input (files yes, PIL
         images and arrays no).
-    alpha: "drop" (ignore alpha bands and colour keys) or "white" (composite both on white); None: as
-        transformers (files: alpha band dropped, colour key composited; PIL images and arrays: both
-        composited).
+    alpha: "drop" (ignore alpha bands and colour keys) or "white" (composite both on white); arrays
+        given either take the 5.21 route on every release (1, 3 or 4 channels; "drop": the first 3).
+        None: as the installed transformers (files: alpha band dropped, colour key composited from
+        5.21, kept on 5.19 - 5.20; PIL images and arrays: both composited from 5.21; 5.19 - 5.20: PIL
+        images as "drop", 1- and 4-channel arrays refused).
     high_bit_depth: None / "clip" as PIL and transformers (values above 255 become 255; 16-bit
         arrays are refused, the processor mangles them); "scale" maps 16-bit integers by 1/257 and
         float images from [0, 1] to [0, 255].
@@ -138,7 +147,7 @@ def load_image(src: ImageLike, max_image_pixels: int = MAX_IMAGE_PIXELS, *, exif
     """
     name = name_of(src)
     if isinstance(src, np.ndarray):
-        return _array_to_rgb(src, name, alpha or "white", high_bit_depth)
+        return _array_to_rgb(src, name, alpha, high_bit_depth)
     from_file = not isinstance(src, Image.Image)
     img = _open(src, name) if from_file else src
     w, h = img.size
@@ -194,13 +203,19 @@ def _scaled_to_l(img: Image.Image) -> Image.Image:
     return Image.fromarray(np.clip(np.rint(arr), 0, 255).astype(np.uint8), "L")
 
 
+def _has_transparency(img: Image.Image) -> bool:
+    """What transformers' ``convert_to_rgb`` (5.21+) composites: an "A" band (LAB's too) or a colour key."""
+    return "A" in img.getbands() or img.info.get("transparency") is not None
+
+
 def _to_rgb(img: Image.Image, name: str, alpha: str | None, high_bit_depth: str | None,
             from_file: bool) -> Image.Image:
     """Any PIL mode -> RGB. ``alpha=None``: a file as transformers' ``load_image`` converts it (PIL's
     ``convert("RGB")``: alpha band dropped, a colour key kept as a key), then -- like a PIL image --
-    as the processor's ``convert_to_rgb`` does (an alpha band or colour key composited on white);
-    ``"white"`` composites every kind of transparency, ``"drop"`` ignores every kind. 16/32-bit and
-    float modes are clipped by PIL unless ``high_bit_depth="scale"``."""
+    as the installed processor's ``convert_to_rgb`` does (5.21+: as ``"white"``; 5.19 - 5.20: PIL's
+    ``convert("RGB")``, i.e. as ``"drop"``); ``"white"`` composites every kind of transparency,
+    ``"drop"`` ignores every kind. 16/32-bit and float modes are clipped by PIL unless
+    ``high_bit_depth="scale"``."""
     if high_bit_depth == "scale" and img.mode in _HIGH_BIT_MODES:
         img = _scaled_to_l(img)
     try:
@@ -208,7 +223,9 @@ def _to_rgb(img: Image.Image, name: str, alpha: str | None, high_bit_depth: str 
             warnings.simplefilter("ignore", UserWarning)  # PIL: "palette images with transparency ..."
             if alpha is None and from_file:
                 img = img.convert("RGB")  # transformers.image_utils.load_image
-            if alpha != "drop" and ("A" in img.getbands() or img.info.get("transparency") is not None):
+            if alpha is None and _has_transparency(img):
+                alpha = "white" if compat.composites_transparency() else "drop"
+            if alpha == "white" and _has_transparency(img):
                 rgba = img.convert("RGBA")
                 white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
                 return Image.alpha_composite(white, rgba).convert("RGB")
@@ -217,16 +234,45 @@ def _to_rgb(img: Image.Image, name: str, alpha: str | None, high_bit_depth: str 
         raise ImageError(f"{name}: cannot convert image mode {img.mode!r} to RGB ({exc})") from exc
 
 
-def _array_to_rgb(arr: np.ndarray, name: str, alpha: str, high_bit_depth: str | None) -> Image.Image:
-    """(H, W), (H, W, C) or (C, H, W) with C in 1, 3, 4 -> RGB as the image processor converts
-    arrays: channels first when both ends could be channels, 4 channels composited on white with
-    ``round(a/255 * c + (1 - a/255) * 255)`` (``alpha="drop"``: the first three)."""
-    if arr.ndim == 3 and arr.shape[0] in (1, 3, 4):
-        arr = np.moveaxis(arr, 0, -1)
+def _channels_last(arr: np.ndarray, counts: tuple[int, ...]) -> np.ndarray | None:
+    """(H, W, C): the channel axis found as the image processors find it among ``counts`` (the first
+    end when both fit); (H, W) as one channel; None when neither end fits."""
     if arr.ndim == 2:
-        arr = arr[..., None]
-    if arr.ndim != 3 or arr.shape[-1] not in (1, 3, 4) or 0 in arr.shape:
+        return arr[..., None]
+    if arr.ndim != 3 or 0 in arr.shape:
+        return None
+    if arr.shape[0] in counts:
+        return np.moveaxis(arr, 0, -1)
+    return arr if arr.shape[-1] in counts else None
+
+
+def _layout_before_5_21(arr: np.ndarray, name: str) -> np.ndarray:
+    """A 3-d array as the 5.19 - 5.20 processor lays it out: the channel axis found among 1 and 3,
+    then only 3 channels taken; anything else refused as that processor refuses it."""
+    hwc = _channels_last(arr, compat.array_channel_counts())
+    channels = 4 if hwc is None else hwc.shape[-1]  # neither end is 1 or 3: the 4 at one end
+    if channels == 3:
+        return hwc
+    why, then, way = {
+        1: ('"mean must have 1 elements"', "takes them as gray", "an (H, W, 3) array, or alpha='white' "
+            "to take it as gray on every release"),
+        4: ('"Unable to infer channel dimension format"', "composites them on white", "alpha='white' for that on "
+            "every release (alpha='drop': the first 3 channels), or an (H, W, 3) array"),
+    }[channels]
+    raise ImageError(f"{name}: the image processor of transformers {compat.version_string()} refuses "
+                     f"{channels}-channel arrays ({why}); transformers >= 5.21 {then}. Pass {way}")
+
+
+def _array_to_rgb(arr: np.ndarray, name: str, alpha: str | None, high_bit_depth: str | None) -> Image.Image:
+    """(H, W), (H, W, C) or (C, H, W) with C in 1, 3, 4 -> RGB as the 5.21+ image processor converts
+    arrays: channels first when both ends could be channels, 4 channels composited on white with
+    ``round(a/255 * c + (1 - a/255) * 255)`` (``alpha="drop"``: the first three). ``alpha=None`` on
+    5.19 - 5.20: that release's layout, 3 channels only (:func:`_layout_before_5_21`)."""
+    hwc = _channels_last(arr, (1, 3, 4))
+    if hwc is None or hwc.shape[-1] not in (1, 3, 4):
         raise ImageError(f"{name}: expected an (H, W) array or (H, W, C) / (C, H, W) with C in 1, 3, 4")
+    follow_release = alpha is None and arr.ndim == 3 and not compat.composites_transparency()
+    arr = _layout_before_5_21(arr, name) if follow_release else hwc
     if arr.dtype == np.uint16 and high_bit_depth is not None:
         arr = np.clip(arr, 0, 255) if high_bit_depth == "clip" else np.clip(np.rint(arr / 257.0), 0, 255)
         arr = arr.astype(np.uint8)
