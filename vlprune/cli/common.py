@@ -8,6 +8,7 @@ error (exit 2) that names the flag.
 from __future__ import annotations
 
 import argparse
+import os
 from dataclasses import fields
 from pathlib import Path
 
@@ -47,6 +48,14 @@ retain_type = option_type(float, lambda v: opt.fraction("retain", v))
 seed_type = option_type(int, opt.seed)
 
 
+def path_arg(text: str) -> str:
+    """argparse ``type`` of every file / folder argument: an empty value (an unset shell variable, ``--out ""``)
+    is refused instead of meaning the current folder."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("empty path (an unset shell variable?); give a file or folder name")
+    return text
+
+
 def family_type(text: str) -> str:
     try:
         return get_family(text).name
@@ -79,13 +88,24 @@ def usage_error(parser: argparse.ArgumentParser, exc: Exception):
     parser.error(str(exc))
 
 
-def output_path(parser: argparse.ArgumentParser, flag: str, path: str | None) -> None:
-    """Check an output file before the run: not a folder, its folder can be made."""
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return a.exists() and b.exists() and os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+def output_path(parser: argparse.ArgumentParser, flag: str, path: str | None, inputs=()) -> None:
+    """Check an output file before the run: not a folder, not one of ``inputs`` (never overwrite an
+    input), its folder can be made."""
     if path is None:
         return
     target = Path(path)
     if target.is_dir():
         parser.error(f"argument {flag}: {path!r} is a folder; give a file name")
+    if any(_same_file(target, Path(src)) for src in inputs):
+        parser.error(f"argument {flag}: {path!r} is also an input; writing it would replace the input; "
+                     f"give another file name")
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:

@@ -79,7 +79,9 @@ class LoadProblem:
     """A record that could not be turned into a sample: its file, its 0-based index there, the reason.
 
     ``counted``: True when the record still counts in the denominator (scored as wrong), False when the
-    published evaluator itself skips such records (e.g. Mind2Web steps without a box).
+    published evaluator itself skips such records (e.g. Mind2Web steps without a box). ``position``: how
+    many samples the loader had read before this record, i.e. where it stands in the dataset's order
+    (None: unknown; the harness then puts it after the loaded samples).
     """
 
     file: str
@@ -87,6 +89,7 @@ class LoadProblem:
     reason: str
     counted: bool = True
     id: str | None = None
+    position: int | None = None
 
     def __str__(self) -> str:
         where = self.file if self.index is None else f"{self.file} [record {self.index}]"
@@ -202,3 +205,15 @@ def create_dataset(name: str, **options) -> EvalDataset:
     if name not in _DATASETS:
         raise ValueError(f"unknown dataset {name!r}; expected one of: {', '.join(list_datasets())}")
     return _DATASETS[name](**options)
+
+
+def dataset_options(name: str) -> list[str]:
+    """The keyword options dataset ``name`` takes (``--dataset-opt KEY=VALUE``), in signature order
+    (a dataset that takes ``**options`` checks them itself and lists none here)."""
+    import inspect
+
+    _ensure_builtin()
+    if name not in _DATASETS:
+        raise ValueError(f"unknown dataset {name!r}; expected one of: {', '.join(list_datasets())}")
+    kinds = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    return [p.name for p in inspect.signature(_DATASETS[name]).parameters.values() if p.kind in kinds]

@@ -4,8 +4,10 @@
 runs the arguments that follow ``vlprune eval`` (``main(["run", "--dataset", ...])``).
 
 Exit codes: 0 success; 1 some sample failed (each is recorded, the rest ran); 2 usage error (bad flag,
-unknown dataset / method / option, a dataset folder in the wrong layout, a model folder that is not a
-Qwen-VL checkpoint, an output or predictions file that cannot be used); 130 interrupted.
+unknown dataset / method / option, a dataset folder in the wrong layout or unreadable, a model folder that
+is not a Qwen-VL checkpoint, a missing, empty or unreadable predictions file, an output folder that cannot
+be used or that holds an input or another command's results; see :mod:`vlprune.eval.outputs`); 130
+interrupted. Outputs and inputs are checked before any model is built.
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+
+from vlprune.cli.common import path_arg
 
 PROG = "vlprune eval"
 
@@ -30,7 +34,7 @@ def _positive(text: str) -> int:
 def _add_common(p: argparse.ArgumentParser) -> None:
     """Flags shared by ``run`` and ``suite``: model, device and run control (``vlprune.eval.config.RunOptions``)."""
     g = p.add_argument_group("model")
-    g.add_argument("--model", required=True, metavar="FOLDER|random:SHAPE",
+    g.add_argument("--model", required=True, type=path_arg, metavar="FOLDER|random:SHAPE",
                    help="a local Qwen-VL checkpoint folder, or random:<shape> (e.g. random:qwen2-vl-tiny, "
                         "random:qwen3-vl-2b) for a random-weight dry run with the offline processor")
     g.add_argument("--device", default=None, metavar="cpu|cuda",
@@ -71,14 +75,15 @@ def add_eval_parser(subparsers) -> argparse.ArgumentParser:
     )
     d = r.add_argument_group("data")
     d.add_argument("--dataset", required=True, metavar="NAME", help="a registered dataset (vlprune.eval.list_datasets())")
-    d.add_argument("--data", required=True, metavar="PATH", help="the dataset's local folder or file")
+    d.add_argument("--data", required=True, type=path_arg, metavar="PATH", help="the dataset's local folder or file")
     d.add_argument("--dataset-opt", action="append", default=[], metavar="KEY=VALUE", help="dataset option (repeatable)")
     m = r.add_argument_group("methods")
     m.add_argument("--method", action="append", default=[], metavar="M",
                    help="a method or a composition a+b (repeatable; full always runs)")
     m.add_argument("--opt", action="append", default=[], metavar="NAME.OPTION=VALUE",
                    help="method option, value read as a Python literal else as text (e.g. fastv.retain=0.3)")
-    r.add_argument("--out", required=True, metavar="DIR", help="output folder")
+    r.add_argument("--out", required=True, type=path_arg, metavar="DIR",
+                   help="output folder (made if needed; rerunning the same command resumes from it)")
     _add_common(r)
     r.set_defaults(func=_guarded(cmd_run), parser=r)
 
@@ -89,10 +94,13 @@ def add_eval_parser(subparsers) -> argparse.ArgumentParser:
                     "(Qwen2.5-VL pixel outputs) are the family processor's resize of each image.",
     )
     s.add_argument("--dataset", required=True, metavar="NAME")
-    s.add_argument("--data", required=True, metavar="PATH")
+    s.add_argument("--data", required=True, type=path_arg, metavar="PATH")
     s.add_argument("--dataset-opt", action="append", default=[], metavar="KEY=VALUE")
-    s.add_argument("--predictions", required=True, metavar="FILE", help="JSON Lines predictions")
-    s.add_argument("--out", required=True, metavar="DIR")
+    s.add_argument("--predictions", required=True, type=path_arg, metavar="FILE",
+                   help="JSON Lines predictions (an 'eval run' predictions.jsonl keeps its measurements)")
+    s.add_argument("--out", required=True, type=path_arg, metavar="DIR",
+                   help="output folder: a new one, or an earlier 'eval score' output (never an 'eval run' folder "
+                        "or the one holding --predictions)")
     s.add_argument("--family", default=None, metavar="FAMILY",
                    help="model family that made the predictions (output convention); required for grounding "
                         "and agent datasets")
@@ -106,8 +114,8 @@ def add_eval_parser(subparsers) -> argparse.ArgumentParser:
                     "DATA_ROOT/<dataset>/ holds each benchmark. Cells not measured show '—'.",
     )
     u.add_argument("suite", choices=list_suites(), metavar="SUITE", help=" | ".join(list_suites()))
-    u.add_argument("--data-root", required=True, metavar="DIR")
-    u.add_argument("--out", required=True, metavar="DIR")
+    u.add_argument("--data-root", required=True, type=path_arg, metavar="DIR")
+    u.add_argument("--out", required=True, type=path_arg, metavar="DIR")
     u.add_argument("--row", action="append", default=[], metavar="KEY",
                    help="run only these rows, by key (e.g. pixelprune, guipruner-II) or unique label (repeatable; "
                         "default: all); the table still shows every row")
@@ -185,12 +193,15 @@ def cmd_score(args) -> int:
 
     from vlprune.eval.config import EvalUsageError
     from vlprune.eval.measure import family_limits
+    from vlprune.eval.outputs import SCORE_COMMAND, check_predictions_file, check_score_out
     from vlprune.eval.records import write_json, write_records
     from vlprune.eval.report import method_summary, run_metadata
     from vlprune.eval.runner import open_dataset
     from vlprune.eval.scoring import score_predictions
     from vlprune.families import DEFAULT_FAMILY, get_family
 
+    predictions = check_predictions_file(args.predictions)
+    out = check_score_out(args.out, predictions)
     ds, universe = open_dataset(args.dataset, _dataset_options(args.dataset_opt), args.data)
     if args.family is None and ds.kind != "vqa":
         raise EvalUsageError(f"--family is required for {ds.kind} dataset {ds.name!r}: the coordinate frame of "
@@ -200,10 +211,9 @@ def cmd_score(args) -> int:
     except ValueError as exc:
         raise EvalUsageError(f"--family: {exc}") from None
     limits = family_limits(family, args.min_pixels, args.max_pixels)
-    rep = score_predictions(ds, universe, args.predictions, family, limits)
-    out = Path(args.out)
+    rep = score_predictions(ds, universe, predictions, family, limits)
     write_records(out / "predictions.jsonl", rep.records)
-    run = run_metadata(predictions=str(args.predictions), family=family, data=str(args.data),
+    run = run_metadata(command=SCORE_COMMAND, predictions=str(args.predictions), family=family, data=str(args.data),
                        dataset_options=_dataset_options(args.dataset_opt), min_pixels=limits[1], max_pixels=limits[2])
     summary = method_summary(ds, None, rep.records, run, len(universe.skipped))
     write_json(out / "summary.json", summary)
@@ -219,8 +229,10 @@ def cmd_score(args) -> int:
 
 
 def cmd_suite(args) -> int:
+    from vlprune.eval.outputs import check_run_out
     from vlprune.eval.suites import SuiteRun, get_suite, run_suite
 
+    check_run_out(args.out, [])
     suite = get_suite(args.suite)
     run = SuiteRun(args.data_root, args.model, args.out, rows=tuple(args.row), benchmarks=tuple(args.benchmark),
                    **_run_options(args))
@@ -255,6 +267,10 @@ def _guarded(command):
             return command(args)
         except _usage_errors() as exc:
             print(f"{PROG}: error: {exc}", file=sys.stderr)
+            return 2
+        except OSError as exc:  # a file that cannot be read or written (disk full, permissions)
+            where = f"{exc.filename}: " if exc.filename else ""
+            print(f"{PROG}: error: {where}{exc.strerror or exc}", file=sys.stderr)
             return 2
 
     run.__name__ = command.__name__

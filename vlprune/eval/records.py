@@ -78,7 +78,12 @@ def read_jsonl(path: str | Path, *, repair: bool = False, require: tuple[str, ..
     path = Path(path)
     if not path.exists():
         return []
-    data = path.read_bytes()
+    if path.is_dir():
+        raise RecordError(f"{path}: is a folder, not a JSON Lines file")
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise RecordError(f"{path}: cannot read ({exc.strerror or exc})") from None
     body, sep, tail = data.rpartition(b"\n")
     if not sep:
         body, tail = b"", data

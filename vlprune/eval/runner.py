@@ -23,11 +23,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from vlprune.eval.base import create_dataset
+from vlprune.eval.base import DatasetError, create_dataset, dataset_options
 from vlprune.eval.config import EvalConfig, EvalUsageError, MethodSpec
 from vlprune.eval.distributed import DistContext
 from vlprune.eval.engine import BatchEngine, Item
 from vlprune.eval.modelspec import LoadedModel, load_model, resolve_device
+from vlprune.eval.outputs import PREDICTIONS, RUN, SHARDS, SUMMARY, check_run_out
 from vlprune.eval.records import (
     RecordError,
     RecordWriter,
@@ -39,8 +40,6 @@ from vlprune.eval.records import (
 )
 from vlprune.eval.report import method_summary, run_metadata, write_comparison
 from vlprune.eval.scoring import Universe
-
-PREDICTIONS, SUMMARY, RUN, SHARDS = "predictions.jsonl", "summary.json", "run.json", "shards"
 
 
 @dataclass
@@ -69,9 +68,24 @@ def open_dataset(name: str, options: dict, data: str):
     """(dataset, universe) or EvalUsageError for an unknown name / option; DatasetError for a bad folder."""
     try:
         ds = create_dataset(name, **options)
-    except (TypeError, ValueError) as exc:
+    except TypeError as exc:  # an option the dataset's constructor does not take
+        known = dataset_options(name)
+        unknown = sorted(set(options) - set(known))
+        if not unknown:
+            raise EvalUsageError(f"--dataset-opt: dataset {name!r}: {exc}") from None
+        takes = f"its options are: {', '.join(known)}" if known else "it takes no options"
+        raise EvalUsageError(f"--dataset-opt {unknown[0]}=...: dataset {name!r} has no option {unknown[0]!r}; "
+                             f"{takes}") from None
+    except ValueError as exc:
         raise EvalUsageError(f"--dataset {name}: {exc}") from None
-    return ds, Universe.from_load(ds.load(data))
+    try:
+        loaded = ds.load(data)
+    except UnicodeDecodeError as exc:
+        raise DatasetError(f"{name}: {data}: a file is not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    except OSError as exc:
+        where = exc.filename or data
+        raise DatasetError(f"{name}: {where}: cannot read ({exc.strerror or exc})") from None
+    return ds, Universe.from_load(loaded)
 
 
 # ---------------------------------------------------------------------------------------------- folders
@@ -112,6 +126,11 @@ def _prepare_folder(folder: Path, identity: dict, retry_failed: bool) -> None:
 
 def _done(folder: Path, universe: Universe) -> dict:
     lines = [ln for f in _files(folder) for ln in read_jsonl(f)]
+    stale = [ln for ln in lines if ln.record["id"] not in universe.order and ln.record.get("failed")]
+    if stale:  # e.g. a record the loader could not read, since fixed: it now has another id
+        raise RecordError(f"{stale[0].where}: id {stale[0].record['id']!r} is not a sample of this dataset; it is "
+                          f"a failed sample (error: {stale[0].record.get('error')}); --retry-failed drops failed "
+                          f"records and runs their samples again")
     check_known_ids(lines, universe.order, f"this dataset (is {folder} from another run?)")
     return index_by_id(lines)
 
@@ -162,6 +181,7 @@ class Runner:
         self.config = config
         self.dist = dist or DistContext()
         self.specs = specs if specs is not None else config.specs()
+        check_run_out(config.out, [s.key for s in self.specs])
         self.ds, self.universe = open_dataset(config.dataset, config.dataset_options, config.data)
         self.max_new_tokens = config.max_new_tokens or self.ds.max_new_tokens
         self.loaded = loaded
@@ -204,7 +224,10 @@ class Runner:
                         if s.id in self.universe.problems else None)
                    for s in self.universe.head(c.limit) if s.id not in done]
         if done:
-            self.log(f"{ds.name} / {spec.key}: {len(done)} sample(s) already in {folder}, {len(pending)} to run")
+            failed = sum(1 for ln in done.values() if ln.record.get("failed"))
+            kept = (f" ({failed} recorded as failed, kept as they are; --retry-failed runs them again)"
+                    if failed else "")
+            self.log(f"{ds.name} / {spec.key}: {len(done)} sample(s) already in {folder}{kept}, {len(pending)} to run")
         mine = dist.shard(pending)
         path = folder / PREDICTIONS if not dist.active else folder / SHARDS / f"rank{dist.rank}.jsonl"
         method = spec.build()
@@ -228,6 +251,7 @@ class Runner:
         records = _merge(folder, self.universe)
         c, loaded = self.config, self.loaded
         run = run_metadata(
+            command="eval run",
             **loaded.describe(), method=spec.describe(), dataset_options=c.dataset_options, data=str(c.data),
             max_new_tokens=self.max_new_tokens, batch_size=c.batch_size, world_size=self.dist.world_size,
             min_pixels=self.limits[1], max_pixels=self.limits[2], seed=c.seed if loaded.random_weights else None,

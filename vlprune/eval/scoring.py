@@ -1,8 +1,10 @@
 """Turning model text into a scored record, and ``eval score``: score predictions made elsewhere.
 
 A predictions file is JSON Lines, one ``{"id": ..., "prediction": "<raw model text>"}`` per sample
-(an ``eval run`` predictions.jsonl is one too). Unknown and duplicate ids are errors naming the file
-and line; dataset samples with no line are reported, recorded as failed and scored 0.
+(an ``eval run`` predictions.jsonl is one too). An empty file, unknown and duplicate ids are errors
+naming the file (and line); dataset samples with no line are reported, recorded as failed and scored 0.
+A line from an ``eval run`` keeps its measurements (:data:`MEASURED`) and is scored on the canvas the
+model saw (its ``canvas``); any other line's canvas is the family processor's resize of the image.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from pathlib import Path
 
 from vlprune.eval.base import EvalDataset, LoadProblem, Parsed, PromptContext, Sample
 from vlprune.eval.coords import ParseError
-from vlprune.eval.records import RecordError, check_known_ids, index_by_id, new_record, read_jsonl
+from vlprune.eval.records import RECORD_KEYS, RecordError, check_known_ids, index_by_id, new_record, read_jsonl
 
 
 def parse_and_score(ds: EvalDataset, sample: Sample, text: str, ctx: PromptContext) -> dict:
@@ -45,9 +47,14 @@ def problem_sample(problem: LoadProblem) -> Sample:
     return Sample(rid, [], "", None, {"load_problem": str(problem)})
 
 
+#: record fields an ``eval run`` measured; ``eval score`` keeps them when it re-scores such a record
+MEASURED = ("method", "tokens", "retain", "prompt_tokens", "new_tokens", "time_ms", "batch_size", "cold", "flops")
+
+
 @dataclass
 class Universe:
-    """Every sample of a dataset, in order: loaded samples, then counted load problems (failed, scored 0).
+    """Every sample of a dataset, in order: loaded samples with each counted load problem (failed, scored 0)
+    at its record's place (``LoadProblem.position``; after the loaded samples where the loader gives none).
 
     ``skipped``: records the published evaluator itself leaves out (not scored, reported).
     """
@@ -66,12 +73,18 @@ class Universe:
 
     @classmethod
     def from_load(cls, loaded) -> "Universe":
-        samples, problems = list(loaded.samples), {}
+        n = len(loaded.samples)
+        slots: list[list] = [[] for _ in range(n + 1)]  # slots[k]: problems read after k loaded samples
+        problems = {}
         for p in loaded.problems:
             if p.counted:
                 stub = problem_sample(p)
-                samples.append(stub)
+                at = p.position if isinstance(p.position, int) and 0 <= p.position <= n else n
+                slots[at].append(stub)
                 problems[stub.id] = p
+        samples = [*slots[0]]
+        for s, after in zip(loaded.samples, slots[1:]):
+            samples += [s, *after]
         return cls(samples, problems, [p for p in loaded.problems if not p.counted])
 
     def head(self, limit: int | None) -> list[Sample]:
@@ -88,15 +101,52 @@ class ScoreReport:
     n_predictions: int
 
 
+def is_run_record(record: dict) -> bool:
+    """A line written by ``eval run``: every record key, its measurements in their types."""
+    return (set(RECORD_KEYS) <= set(record)
+            and all(record[k] is None or isinstance(record[k], dict) for k in ("tokens", "time_ms", "flops")))
+
+
+def _recorded_canvas(record: dict, n_images: int) -> tuple[tuple[int, int], ...] | None:
+    """The ``canvas`` an ``eval run`` record carries ((W_r, H_r) per image), when it is well formed."""
+    if not is_run_record(record):
+        return None
+    canvas = record.get("canvas")
+    if not isinstance(canvas, list) or len(canvas) != n_images:
+        return None
+    if not all(isinstance(c, list) and len(c) == 2 and all(isinstance(v, int) and not isinstance(v, bool) and v > 0
+                                                           for v in c) for c in canvas):
+        return None
+    return tuple((c[0], c[1]) for c in canvas)
+
+
+def _context(ds: EvalDataset, sample: Sample, record: dict, family: str, limits) -> PromptContext:
+    """The prompt context a prediction is scored in. A VQA sample whose image cannot be read is still
+    scored (its metric reads no image): with no sizes or canvases."""
+    from vlprune.eval.measure import prompt_context
+
+    try:
+        sizes = [ref.size() for ref in sample.images]
+    except Exception:  # noqa: BLE001 -- the caller records it as failed where the metric needs the image
+        if ds.kind == "vqa":
+            return PromptContext(family, (), ())
+        raise
+    ctx = prompt_context(family, sizes, limits)
+    recorded = _recorded_canvas(record, len(sizes))
+    return ctx if recorded is None else PromptContext(family, ctx.sizes, recorded)
+
+
 def score_predictions(ds: EvalDataset, universe: Universe, predictions: str | Path, family: str,
                       limits: tuple[int, int, int]) -> ScoreReport:
     """Score a predictions file against ``universe`` (see module docstring); records in dataset order.
 
-    The canvas of each image is the family processor's resize of its original size (``limits``).
+    The canvas of each image is the one an ``eval run`` record carries, else the family processor's
+    resize of its original size (``limits``).
     """
-    from vlprune.eval.measure import prompt_context
-
     lines = read_jsonl(predictions, require=("id", "prediction"))
+    if not lines:
+        raise RecordError(f"{predictions}: holds no predictions (expected one JSON object per line: "
+                          f'{{"id": ..., "prediction": "<raw model text>"}})')
     by_id = index_by_id(lines)
     check_known_ids(lines, universe.order, f"dataset {ds.name!r}")
     for ln in lines:
@@ -114,13 +164,14 @@ def score_predictions(ds: EvalDataset, universe: Universe, predictions: str | Pa
             where = f"no line in {predictions}" if ln is None else f"{ln.where}: prediction is null"
             records.append(failed_record(ds, sample, i, where))
             continue
+        measured = {k: ln.record[k] for k in MEASURED} if is_run_record(ln.record) else {}
         try:
-            ctx = prompt_context(family, [ref.size() for ref in sample.images], limits)
+            ctx = _context(ds, sample, ln.record, family, limits)
             scored = parse_and_score(ds, sample, ln.record["prediction"], ctx)
         except Exception as exc:  # noqa: BLE001 -- a sample that cannot be scored is recorded as failed
-            records.append(failed_record(ds, sample, i, error_text(exc)))
+            records.append(failed_record(ds, sample, i, error_text(exc), prediction=ln.record["prediction"]))
             continue
-        records.append(new_record(id=sample.id, index=i, prediction=ln.record["prediction"], meta=sample.meta,
-                                  sizes=[list(s) for s in ctx.sizes], canvas=[list(c) for c in ctx.canvas],
-                                  **scored))
+        records.append(new_record(**measured, id=sample.id, index=i, prediction=ln.record["prediction"],
+                                  meta=sample.meta, sizes=[list(s) for s in ctx.sizes] or None,
+                                  canvas=[list(c) for c in ctx.canvas] or None, **scored))
     return ScoreReport(records, missing, len(lines))

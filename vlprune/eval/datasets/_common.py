@@ -28,6 +28,10 @@ def read_json(path: Path) -> Any:
             return json.load(f)
     except json.JSONDecodeError as exc:
         raise DatasetError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
+    except UnicodeDecodeError as exc:
+        raise DatasetError(f"{path}: not UTF-8 text (byte {exc.start}: {exc.reason}); JSON files are UTF-8") from None
+    except OSError as exc:
+        raise DatasetError(f"{path}: cannot read ({exc.strerror or exc})") from None
 
 
 def json_records(path: Path, key: str | None = None) -> list:
@@ -45,14 +49,19 @@ def json_records(path: Path, key: str | None = None) -> list:
 def jsonl_records(path: Path) -> list:
     """One value per non-empty line; a line that is not JSON becomes a :class:`RecordError` in its place."""
     out: list = []
-    with open(path, encoding="utf-8") as f:
-        for line in f:
-            if not line.strip():
-                continue
-            try:
-                out.append(json.loads(line))
-            except json.JSONDecodeError as exc:
-                out.append(RecordError(f"line is not valid JSON ({exc.msg})"))
+    try:
+        lines = path.read_bytes().splitlines()
+    except OSError as exc:
+        raise DatasetError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    for k, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            out.append(json.loads(line.decode("utf-8")))
+        except UnicodeDecodeError as exc:
+            out.append(RecordError(f"line {k} is not UTF-8 text ({exc.reason})"))
+        except json.JSONDecodeError as exc:
+            out.append(RecordError(f"line is not valid JSON ({exc.msg})"))
     return out
 
 
@@ -156,7 +165,7 @@ class Collector:
             where = f"{file} [record {index}]"
             if slot.id is not None:
                 self._claim(slot.id, where)
-            self.problems.append(LoadProblem(str(file), index, str(exc), True, slot.id))
+            self.problems.append(LoadProblem(str(file), index, str(exc), True, slot.id, position=len(self.samples)))
 
     def add(self, sample: Sample, file: Path | str, index: int) -> None:
         self._claim(sample.id, f"{file} [record {index}]")

@@ -53,6 +53,7 @@ from vlprune.eval.datasets._common import (
     FileDataset,
     RecordError,
     counts,
+    glob_one_level,
     image_cell,
     image_file,
     json_records,
@@ -176,7 +177,13 @@ class _SeeClickFormat(_Grounding):
         def ok(f: Path) -> bool:
             return (f.suffix == ".parquet" and bool(self.shards)) or self._split_of(f) is not None
 
-        return self.find_files(path, ok, [[path / self.file_pattern.format(s) for s in SPLITS]], self.shards)
+        splits = [path / self.file_pattern.format(s) for s in SPLITS]
+        present = [f for f in splits if f.is_file()] if path.is_dir() else []
+        if present and len(present) < len(splits) and not glob_one_level(path, self.shards):
+            missing = ", ".join(f.name for f in splits if not f.is_file())
+            raise DatasetError(f"{self.name}: {path} holds {', '.join(f.name for f in present)} but not {missing}; "
+                               f"a folder must hold all {len(splits)} split files (or give one split file as --data)")
+        return self.find_files(path, ok, [splits], self.shards)
 
     def read(self, path: Path) -> LoadResult:
         col = Collector(self.name)
