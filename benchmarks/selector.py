@@ -10,7 +10,11 @@ real transformers image processor (PIL backend), runs it on a corpus image, and 
 
 Timings are medians of ``--repeats`` runs after a warm-up call (numba compiles on first use).
 Where the corpus has no image of a size, one is made from corpus screenshots (cropped, tiled or
-upscaled); the ``source`` column says how. Benchmarks assert nothing.
+upscaled); the ``source`` column says how. Without the corpus (``--corpus`` not given and the default
+folder beside the repository absent, as in a fresh clone) the built-in synthetic samples
+(:mod:`vlprune.samples`) are drawn at each size instead, and the output says so: their flat areas make
+selection faster than on real screenshots, so compare such numbers only with each other. Benchmarks
+assert nothing.
 
     python benchmarks/selector.py                      # Qwen3-VL grid, markdown table
     python benchmarks/selector.py --family qwen2.5-vl --repeats 31 --json selector.json
@@ -48,8 +52,24 @@ def _open(corpus: Path, rel: str) -> Image.Image:
     return Image.open(corpus / rel).convert("RGB")
 
 
+def sample_images() -> list[tuple[str, Image.Image, str]]:
+    """The sizes of :func:`test_images` drawn by the built-in samples (no corpus needed)."""
+    from vlprune.samples import document_page, gui_screenshot
+
+    shots = [("720p screenshot", 1280, 720), ("1080p screenshot", 1920, 1080), ("1440p screenshot", 2560, 1440),
+             ("4K screenshot", 3840, 2160)]
+    out = [(label, gui_screenshot(w, h), f"built-in GUI sample drawn at {w}x{h}") for label, w, h in shots]
+    for label, w, h in (("A4 page, 150 dpi", 1240, 1754), ("A4 page, 300 dpi", 2480, 3508)):
+        out.append((label, document_page(w, h), f"built-in document sample drawn at {w}x{h}"))
+    return out
+
+
 def test_images(corpus: Path) -> list[tuple[str, Image.Image, str]]:
     """(size label, image, where it came from)."""
+    needed = [*WEB, "desktop/evince_rintro.png", "doc/fontconfig_p002_text.png"]
+    missing = [rel for rel in needed if not (corpus / rel).is_file()]
+    if missing:
+        raise FileNotFoundError(f"{corpus}: the corpus lacks {', '.join(missing)}")
     web = _open(corpus, WEB[0])
     tiles = [_open(corpus, rel) for rel in WEB]
     tiled = Image.new("RGB", (3840, 2160))
@@ -117,15 +137,25 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--family", default="qwen3-vl", help="grid / processor family (default: qwen3-vl)")
     ap.add_argument("--repeats", type=int, default=21, help="timed runs per cell; the median is reported")
-    ap.add_argument("--corpus", type=Path, default=DEFAULT_CORPUS, help=f"image corpus (default: {DEFAULT_CORPUS})")
+    ap.add_argument("--corpus", type=Path, default=None,
+                    help=f"image corpus (default: {DEFAULT_CORPUS} if present, else the built-in samples)")
     ap.add_argument("--json", type=Path, metavar="FILE", help="also write all results as JSON")
     args = ap.parse_args(argv)
 
     torch.set_num_threads(1)  # one core: numba kernels are single-threaded, np.copy is too
     spec = get_family(args.family)
     proc = image_processor(spec.name)
+    if args.corpus is None and not DEFAULT_CORPUS.is_dir():
+        print(f"note: no image corpus at {DEFAULT_CORPUS}; timing the built-in synthetic samples instead "
+              f"(give --corpus DIR for real screenshots)", file=sys.stderr)
+        images = sample_images()
+    else:
+        try:
+            images = test_images(args.corpus or DEFAULT_CORPUS)
+        except FileNotFoundError as exc:
+            ap.error(f"argument --corpus: {exc}")
     rows = []
-    for label, img, source in test_images(args.corpus):
+    for label, img, source in images:
         out = proc(img, return_tensors="np")
         pv, thw = out["pixel_values"], out["image_grid_thw"]
         (g_pv,) = BlockGrid.from_pixel_values(pv, thw, spec)

@@ -267,3 +267,30 @@ def test_grounding_answer_without_its_image_is_a_failed_sample(tmp_path):
                  "--out", tmp_path / "o") == 1
     (rec,) = [json.loads(x) for x in (tmp_path / "o" / "predictions.jsonl").read_text().splitlines()]
     assert rec["failed"] and rec["prediction"] == "(500,500)" and rec["scores"]["correct"] == 0.0
+
+
+# ---------------------------------------------------------------------------------------------- resume
+def test_resume_names_retry_failed_for_kept_and_stale_failed_records(tmp_path, capsys):
+    from vlprune.eval.config import EvalConfig
+    from vlprune.eval.modelspec import load_model
+    from vlprune.eval.records import RecordError
+    from vlprune.eval.runner import Runner
+
+    model = load_model("random:qwen2-vl-tiny", max_pixels=12544)
+    data = eval_toy.write_toy_vqa(tmp_path / "data", 2, missing_image=1)
+    cfg = dict(dataset="toy-vqa", data=str(data), model=model.name, out=str(tmp_path / "o"), max_pixels=12544,
+               progress=False)
+    assert Runner(EvalConfig(**cfg), loaded=model).run().failed == 1
+    capsys.readouterr()
+    Runner(EvalConfig(**cfg), loaded=model).run()  # resumed: the failed sample is kept, and the note says how
+    assert "1 recorded as failed, kept as they are; --retry-failed runs them again" in capsys.readouterr().err
+    pred = tmp_path / "o" / "full" / "predictions.jsonl"
+    recs = [json.loads(x) for x in pred.read_text().splitlines()]
+    recs[1]["id"] = "q1-old"  # a failed record whose id the dataset no longer has
+    write_jsonl(pred, recs)
+    with pytest.raises(RecordError, match="id 'q1-old' is not a sample of this dataset; it is a failed sample.*"
+                                          "--retry-failed drops failed records"):
+        Runner(EvalConfig(**cfg), loaded=model).run()
+    eval_toy._image(data / "images" / "q1.png", 64, 48, 1)
+    result = Runner(EvalConfig(**cfg, retry_failed=True), loaded=model).run()
+    assert result.failed == 0 and [r["id"] for r in map(json.loads, pred.read_text().splitlines())] == ["q0", "q1"]

@@ -31,6 +31,13 @@ def select(image, method: str | Method = "pixelprune", family: str = "qwen3-vl",
         raise TypeError(f"method options {', '.join(sorted(method_options))} need a method name, not an instance")
     else:
         m = method
+    stage = getattr(m, "stage", None)
+    if stage != "pre_vit":
+        name = getattr(m, "name", type(m).__name__)
+        what = (f"{name!r} works at stage {stage!r}, not on an image alone; run it on a model with "
+                f"vlprune.apply(model, {name!r})" if stage else f"got {type(m).__name__}, not a method")
+        raise TypeError(f"select runs a pre-ViT method on one image: {what}. Pre-ViT methods: "
+                        f"{', '.join(list_methods('pre_vit'))}")
     options = ImageOptions(min_pixels=min_pixels, max_pixels=max_pixels, max_image_pixels=max_image_pixels,
                            exif=exif, alpha=alpha, high_bit_depth=high_bit_depth)
     return m(BlockGrid.from_image(image, family, options))

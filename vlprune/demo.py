@@ -62,7 +62,9 @@ DEMO_EXPLANATION = (
     "  other ids than the full run. That is expected and not an error: pruning that keeps every token is\n"
     "  bit-identical to the unpruned model, which the test suite checks for every family.\n"
     "* Times are wall clock after one untimed warm-up pass of each run (the first call compiles the\n"
-    "  selector kernels and sets torch up); the selector time is part of the pruned run."
+    "  selector kernels and sets torch up); the selector time is part of the pruned run.\n"
+    "* The model runs in fp32 on the CPU on every machine: bf16 matmuls run several times slower than\n"
+    "  fp32 on CPUs without bf16 matrix units (vlprune bench picks its dtype per CPU and says why)."
 )
 
 

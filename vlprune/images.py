@@ -154,7 +154,8 @@ def load_image(src: ImageLike, max_image_pixels: int = MAX_IMAGE_PIXELS, *, exif
     if w * h > max_image_pixels:
         raise ImageError(
             f"{name}: {w}x{h} = {w * h} pixels exceeds the limit of {max_image_pixels} "
-            "(possible decompression bomb; raise max_image_pixels, CLI --max-image-pixels, to allow it)"
+            "(possible decompression bomb; to allow it raise max_image_pixels in Python, or --max-image-pixels "
+            "of vlprune analyze / bench)"
         )
     if w == 0 or h == 0:
         raise ImageError(f"{name}: image has zero size {w}x{h}")

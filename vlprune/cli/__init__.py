@@ -1,4 +1,4 @@
-"""Command line: ``vlprune analyze | bench | demo | eval | list`` (also ``python -m vlprune``).
+"""Command line: ``vlprune analyze | bench | demo | eval | list | samples`` (also ``python -m vlprune``).
 
 One module per command (``add_parser(sub)`` + ``cmd_<name>(args)``), shared argument types in
 :mod:`vlprune.cli.common`, the ``KEY=VALUE`` / ``NAME.OPTION=VALUE`` flag parser in
@@ -6,7 +6,8 @@ One module per command (``add_parser(sub)`` + ``cmd_<name>(args)``), shared argu
 parser is built, so importing this package is cheap.
 
 Exit codes: 0 success; 1 some input failed (each is reported, the rest still run); 2 usage error
-(unknown method / metric / family, invalid number or option; the message names the flag); 130 interrupted.
+(unknown method / metric / family, invalid number or option, an empty path, an output that cannot be
+written; the message names the flag); 130 interrupted.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import sys
 PROG = "vlprune"
 
 #: command modules, in the order ``vlprune --help`` lists them
-COMMANDS = ("analyze", "demo", "bench", "listing")
+COMMANDS = ("analyze", "demo", "bench", "listing", "samples")
 
 #: names this package re-exports from its command modules (imported on first use)
 _EXPORTS = {

@@ -18,6 +18,7 @@ from vlprune.cli.common import (
     image_options,
     opt_flags,
     output_path,
+    path_arg,
     usage_error,
 )
 from vlprune.cli.flags import FlagError
@@ -44,7 +45,7 @@ def add_parser(sub) -> None:
             "image and kept_indices are all of its blocks (kept_grid / resized give its grid and size)."
         ),
     )
-    a.add_argument("paths", nargs="+", metavar="PATH", help="image files and/or folders")
+    a.add_argument("paths", nargs="+", type=path_arg, metavar="PATH", help="image files and/or folders")
     g = a.add_argument_group("selection")
     g.add_argument("--family", type=family_type, default="qwen3-vl", metavar="|".join(list_families()),
                    help="model family: block size and resize limits (default: qwen3-vl)")
@@ -55,9 +56,9 @@ def add_parser(sub) -> None:
     o = a.add_argument_group("output")
     o.add_argument("--json", action="store_true",
                    help="stdout: one JSON object per image (failures: {path, error}), then {\"summary\": ...}")
-    o.add_argument("--csv", metavar="FILE", help="also write one CSV row per image (failures included)")
-    o.add_argument("--overlay", metavar="DIR", help="write a PNG per image: dropped blocks dimmed and outlined")
-    o.add_argument("--plot", metavar="FILE", help="write a histogram + ECDF of per-image retain ratios")
+    o.add_argument("--csv", type=path_arg, metavar="FILE", help="also write one CSV row per image (failures included)")
+    o.add_argument("--overlay", type=path_arg, metavar="DIR", help="write a PNG per image: dropped blocks dimmed and outlined")
+    o.add_argument("--plot", type=path_arg, metavar="FILE", help="write a histogram + ECDF of per-image retain ratios")
     o.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     a.set_defaults(func=cmd_analyze, parser=a)
 
@@ -152,20 +153,25 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     out = OutputConfig(json=args.json, csv=args.csv, overlay=args.overlay, plot=args.plot,
                        progress=not args.no_progress)
     info = sys.stderr if out.json else sys.stdout  # where "wrote ..." notes go; JSON keeps stdout clean
-    csv_file = None
-    if out.csv:
-        output_path(args.parser, "--csv", out.csv)
-        try:
-            csv_file = open(out.csv, "w", newline="", encoding="utf-8")
-        except OSError as exc:
-            args.parser.error(f"argument --csv: cannot write {out.csv!r}: {exc}")
+    inputs, early_failures = collect_images(args.paths)
+    sources = [i.path for i in inputs]
+    output_path(args.parser, "--csv", out.csv, sources)
+    output_path(args.parser, "--plot", out.plot, sources)
     if out.overlay:
+        holds = next((p for p in sources if p.parent.resolve() == Path(out.overlay).resolve()), None)
+        if holds is not None:
+            args.parser.error(f"argument --overlay: {out.overlay!r} holds the input {str(holds)!r}; overlays would "
+                              f"replace input images; give another folder")
         try:
             Path(out.overlay).mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             args.parser.error(f"argument --overlay: cannot use {out.overlay!r} as a folder: {exc}")
-    output_path(args.parser, "--plot", out.plot)
-    inputs, early_failures = collect_images(args.paths)
+    csv_file = None
+    if out.csv:
+        try:
+            csv_file = open(out.csv, "w", newline="", encoding="utf-8")
+        except OSError as exc:
+            args.parser.error(f"argument --csv: cannot write {out.csv!r}: {exc}")
     report = BatchReport()
     table = _Table(min(max([len(str(i.path)) for i in inputs] + [5]), 60))
     writer = csv.writer(csv_file) if csv_file else None

@@ -14,6 +14,7 @@ from vlprune.cli.common import (
     opt_flags,
     option_type,
     output_path,
+    path_arg,
     usage_error,
 )
 from vlprune.bench.config import ATTN
@@ -39,14 +40,17 @@ def add_parser(sub) -> None:
             "model is built."
         ),
     )
-    b.add_argument("images", nargs="+", metavar="IMAGE", help="image files (one request each)")
+    b.add_argument("images", nargs="+", type=path_arg, metavar="IMAGE", help="image files (one request each)")
     g = b.add_argument_group("model")
     g.add_argument("--family", default=None, metavar="|".join(list_families()),
                    help="model family; resolves short --shape aliases such as 2b (default: from --shape, "
                         "else qwen3-vl)")
     g.add_argument("--shape", default="2b", metavar="NAME",
                    help="shape name (qwen3-vl-2b, qwen2-vl-2b, ...) or an alias with --family (default: 2b)")
-    g.add_argument("--dtype", choices=["bf16", "fp32", "fp16"], default="bf16", help="weights/activations (default: bf16)")
+    g.add_argument("--dtype", choices=["bf16", "fp32", "fp16"], default=None,
+                   help="weights/activations (default: bf16 on CUDA and on CPUs with bf16 matrix units -- "
+                        "avx512_bf16 / amx_bf16 on x86, bf16 on Arm, from /proc/cpuinfo --, else fp32; the "
+                        "output says which and why)")
     g.add_argument("--device", default="cpu", metavar="cpu|cuda", help="default: cpu")
     g.add_argument("--layers", type=int_option("layers", 1), default=None, metavar="N",
                    help="QUICK RUNS ONLY: cut the LLM to N layers (labelled REDUCED DEPTH in every output)")
@@ -76,8 +80,8 @@ def add_parser(sub) -> None:
                    metavar="N", help="CPU: oneDNN primitive-cache capacity in entries (default: 8192; oneDNN's own "
                                      "1024 thrashes when full and pruned shapes alternate; 0 disables the cache)")
     o = b.add_argument_group("output")
-    o.add_argument("--json", metavar="FILE", help="write every number (per method and per image) as JSON")
-    o.add_argument("--plot", metavar="FILE", help="write a bar plot (PNG)")
+    o.add_argument("--json", type=path_arg, metavar="FILE", help="write every number (per method and per image) as JSON")
+    o.add_argument("--plot", type=path_arg, metavar="FILE", help="write a bar plot (PNG)")
     o.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     b.set_defaults(func=cmd_bench, parser=b)
 
@@ -88,14 +92,20 @@ def cmd_bench(args: argparse.Namespace) -> int:
     family = args.family
     if family is None and "-" not in args.shape.strip("-"):
         family = "qwen3-vl"
-    output_path(args.parser, "--json", args.json)
-    output_path(args.parser, "--plot", args.plot)
+    dtype = args.dtype
+    if dtype is None:
+        from vlprune.bench.dtype import default_dtype
+
+        dtype, note = default_dtype(args.device)
+        print(note, flush=True)
+    output_path(args.parser, "--json", args.json, args.images)
+    output_path(args.parser, "--plot", args.plot, args.images)
     try:
         config = BenchConfig(
             images=list(args.images), shape=args.shape, family=family, methods=args.methods or ["pixelprune"],
             options={"tau": args.tau, "order": args.order, "metric": args.metric, "retain": args.retain},
             method_options=opt_flags(args),
-            dtype=args.dtype, device=args.device, threads=args.threads, warmup=args.warmup, repeats=args.repeats,
+            dtype=dtype, device=args.device, threads=args.threads, warmup=args.warmup, repeats=args.repeats,
             decode_tokens=args.decode_tokens, layers=args.layers, vision_layers=args.vision_layers,
             max_memory_gb=args.max_memory_gb, prompt=args.prompt, attn=args.attn,
             seed=0 if args.seed is None else args.seed, progress=not args.no_progress,

@@ -10,7 +10,7 @@ from pathlib import Path
 from PIL import Image
 
 from vlprune.analyze import analyze_grid, warm_up
-from vlprune.cli.common import PROG, family_type, output_folder
+from vlprune.cli.common import PROG, family_type, output_folder, path_arg
 from vlprune.families import list_families
 from vlprune.grid import BlockGrid
 from vlprune.methods.guipruner import PRESETS
@@ -29,12 +29,12 @@ def add_parser(sub) -> None:
                     "(TAR on the history, SSP on the current screenshot); prints the tokens after every "
                     "stage and writes an overlay of what SSP kept (about 20 s per family on 2 CPU cores).",
     )
-    d.add_argument("--out", default="vlprune_demo", metavar="DIR", help="output folder (default: ./vlprune_demo)")
+    d.add_argument("--out", type=path_arg, default="vlprune_demo", metavar="DIR", help="output folder (default: ./vlprune_demo)")
     d.add_argument("--no-generate", action="store_true",
                    help="skip the end-to-end generation section (when this build provides one)")
     a = d.add_argument_group("agent")
     a.add_argument("--agent", action="store_true", help="run the GUI-agent demo instead (needs --episode)")
-    a.add_argument("--episode", metavar="DIR", default=None,
+    a.add_argument("--episode", type=path_arg, metavar="DIR", default=None,
                    help="a recorded episode folder: episode.json (goal, actions, platform, size) + step_NN.png "
                         "screenshots, at least 5 steps (vlprune ships none)")
     a.add_argument("--preset", choices=tuple(PRESETS), default=None,

@@ -97,10 +97,11 @@ class Ssp(LLMMethod):
 class GUIPruner(LLMMethod):
     """GUIPruner = TAR on the history screenshots + SSP on the current one, at the paper's settings.
 
-    ``preset`` "I" / "II" / "III" sets the history budget lam = 0.4 / 0.2 / 0.1; ``lam`` overrides it; mu
+    ``preset`` "I" / "II" / "III" sets the history budget lam = 0.4 / 0.2 / 0.1 (default I), or ``lam`` sets it
+    directly (giving both is refused); mu
     0.75, gamma 0.2, rho 0.3 and K 2 (the first valid K on hybrid models) are the paper's."""
 
-    preset: str = "I"
+    preset: str | None = None  # None: "I", or the history budget ``lam`` when that is given
     lam: float | None = None
     mu: float = 0.75
     gamma: float = 0.2
@@ -108,9 +109,13 @@ class GUIPruner(LLMMethod):
 
     def __post_init__(self):
         super().__post_init__()
-        self.preset = opt.choice("preset", self.preset, tuple(PRESETS))
+        if self.preset is not None:
+            self.preset = opt.choice("preset", self.preset, tuple(PRESETS))
+            if self.lam is not None:  # a preset is a named lam: both at once would leave one of them unused
+                raise opt.OptionError("lam", f"option lam={self.lam!r} conflicts with preset={self.preset!r}, which "
+                                             f"sets lam={PRESETS[self.preset]}; give one of them")
         self.components()  # validates every option where it is given
 
     def components(self):
-        lam = PRESETS[self.preset] if self.lam is None else self.lam
+        lam = PRESETS[self.preset or "I"] if self.lam is None else self.lam
         return (Tar(lam=lam, gamma=self.gamma), Ssp(layer=self.layer, mu=self.mu, rho=self.rho))
