@@ -31,6 +31,7 @@ import torch
 
 from vlprune import flops
 from vlprune.agent import agent_request
+from vlprune import compat
 from vlprune.bench import build_model, configure_onednn_cache
 from vlprune.bench.timing import PeakMemory, Timer, VisionTimer, cache_bytes
 from vlprune.families import get_family
@@ -65,12 +66,12 @@ def _one(model, batch, timer, vit, peak, decode_tokens: int) -> dict:
     tok = out.logits[:, -1].argmax(-1, keepdim=True)
     t1 = timer.mark()
     mem = peak.stop()
-    cache = out.past_key_values
+    cache = compat.cache_from_output(out)
     kv = cache_bytes(cache)
     d0 = timer.mark()
     for _ in range(decode_tokens):
-        out = model(input_ids=tok, past_key_values=cache, use_cache=True, logits_to_keep=1)
-        cache = out.past_key_values
+        out = model(input_ids=tok, **{compat.model_cache_kwarg(model): cache}, use_cache=True, logits_to_keep=1)
+        cache = compat.cache_from_output(out)
         tok = out.logits[:, -1].argmax(-1, keepdim=True)
     d1 = timer.mark()
     return {"prefill_ms": timer.ms(t0, t1), "vit_ms": vit.total_ms(), "peak_mib": mem, "kv_bytes": kv,

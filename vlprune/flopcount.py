@@ -23,6 +23,7 @@ import numpy as np
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
+from vlprune import compat
 from vlprune.flops import ImageTokens, Prompt, VisionShape, text_shape, vision_shape
 from vlprune.flops.count import _frame_counts
 
@@ -222,11 +223,12 @@ def count_decode_step(model, prompt: Prompt) -> Measured:
     embeds, n, _ = _text_inputs(model, prompt, vs, device)
     lm = model.model.language_model
     with torch.no_grad():
-        cache = lm(inputs_embeds=embeds, attention_mask=_mask(n, n, device), use_cache=True).past_key_values
+        cache = compat.cache_from_output(lm(inputs_embeds=embeds, attention_mask=_mask(n, n, device), use_cache=True))
         with _counter() as fc:
             # On CPU transformers builds the per-layer-type masks itself (sliding layers see fewer keys)
             mask = _mask(1, n + 1, device) if device == "meta" else None
-            out = lm(inputs_embeds=embeds[:, :1], attention_mask=mask, past_key_values=cache, use_cache=True)
+            out = lm(inputs_embeds=embeds[:, :1], attention_mask=mask, **{compat.cache_kwarg(type(lm).forward): cache},
+                     use_cache=True)
             out = out.last_hidden_state
         llm = fc.get_total_flops()
         with _counter() as fc:

@@ -4,7 +4,7 @@
     a = timer.mark(); ...; ms = timer.ms(a, timer.mark())
     vt = VisionTimer(model.model.visual, timer)   # sums the vision tower's calls; vt.close() removes it
     peak = PeakMemory(device); peak.start(); ...; mib = peak.stop()
-    cache_bytes(out.past_key_values)           # bytes the cache object holds
+    cache_bytes(compat.cache_from_output(out))  # bytes the cache object holds
 
 Peak memory: CPU -- peak resident set size of the region minus the RSS before it (Linux ``VmHWM`` reset
 through ``/proc/self/clear_refs``; where that is not allowed, the ``ru_maxrss`` growth, which only sees

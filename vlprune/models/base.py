@@ -23,6 +23,7 @@ import torch
 import torch.nn.functional as F
 from transformers.vision_utils import get_vision_position_ids
 
+from vlprune import compat
 from vlprune.families import FamilySpec, get_family
 
 _ADAPTERS: dict[str, type["FamilyAdapter"]] = {}
@@ -124,6 +125,26 @@ class FamilyAdapter:
             )
         self.merge = int(vc.spatial_merge_size)
         self.row_dim = int(getattr(vc, "in_channels", 3)) * self.spec.temporal_patch_size * self.spec.patch_size**2
+
+    # ------------------------------------------------------------------ transformers probe
+    #: ``transformers.vision_utils`` helpers whose tensors the adapter precomputes for the kept rows
+    vision_helpers: ClassVar[tuple[str, ...]] = ("get_vision_position_ids", "get_vision_cu_seqlens")
+
+    def transformers_checks(self) -> list[tuple[str, object]]:
+        """(entry point, check) pairs the pre-ViT path relies on (see :func:`vlprune.compat.require`):
+        the vision helpers that take precomputed tensors from the tower's ``**kwargs``, the model's
+        ``mm_encoder_outputs`` and the family's ``get_rope_index``."""
+        import transformers.vision_utils as vu
+
+        model_fwd = type(self.inner).forward
+        return [
+            *((f"transformers.vision_utils.{name}(..., kwargs=...)",
+               lambda name=name: compat.has_params(getattr(vu, name), "kwargs")) for name in self.vision_helpers),
+            (f"{type(self.inner).__name__}.forward(mm_encoder_outputs=...)",
+             lambda: "mm_encoder_outputs" in compat.params(model_fwd)),
+            (f"{type(self.inner).__name__}.get_rope_index(mm_token_type_ids=...)",
+             lambda: compat.has_params(self.inner.get_rope_index, "mm_token_type_ids")),
+        ]
 
     # ------------------------------------------------------------------ config
     @property

@@ -48,6 +48,7 @@ class Qwen2_5_VLAdapter(FamilyAdapter):
     family = "qwen2.5-vl"
     rope_extra_keys: ClassVar[tuple[str, ...]] = ("second_per_grid_ts",)
 
+    vision_helpers = (*FamilyAdapter.vision_helpers, "get_vision_window_index")
     def vision_kwargs(self, grid_thw, rows, kept):
         kw = super().vision_kwargs(grid_thw, rows, kept)
         vc = self.config.vision_config

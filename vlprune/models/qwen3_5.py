@@ -9,6 +9,7 @@ from vlprune.models.qwen3_vl import interpolation_kwargs
 @register_adapter
 class Qwen3_5Adapter(FamilyAdapter):
     family = "qwen3.5"
+    vision_helpers = (*FamilyAdapter.vision_helpers, "get_vision_interpolation_indices_and_weights")
 
     def vision_kwargs(self, grid_thw, rows, kept):
         kw = super().vision_kwargs(grid_thw, rows, kept)

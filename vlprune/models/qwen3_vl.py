@@ -25,6 +25,7 @@ def interpolation_kwargs(visual, grid_thw, rows, merge: int) -> dict:
 @register_adapter
 class Qwen3VLAdapter(FamilyAdapter):
     family = "qwen3-vl"
+    vision_helpers = (*FamilyAdapter.vision_helpers, "get_vision_interpolation_indices_and_weights")
 
     def vision_kwargs(self, grid_thw, rows, kept):
         kw = super().vision_kwargs(grid_thw, rows, kept)

@@ -23,6 +23,7 @@ from transformers.masking_utils import (
     create_sliding_window_causal_mask,
 )
 
+from vlprune import compat
 from vlprune.methods.base import LLMMethod, LLMRow
 from vlprune.models.base import FamilyAdapter
 from vlprune.runtime.attention import attention_rows
@@ -63,6 +64,23 @@ def resolve_layer(method: LLMMethod, layer_types: list[str], family: str) -> int
 
 
 @dataclass
+def transformers_checks(adapter: FamilyAdapter) -> list[tuple[str, object]]:
+    """(entry point, check) pairs the in-LLM hooks rely on: the decoder layers' call (rotary tables, a
+    cache argument under a known name), the mask builders with ``layer_idx`` and Qwen3-VL's DeepStack."""
+    layer = type(adapter.decoder_layers()[0]).forward
+    checks = [
+        (f"{type(adapter.decoder_layers()[0]).__name__}.forward(position_embeddings=..., cache / past_key_values=...)",
+         lambda: compat.has_params(layer, "position_embeddings") and bool(compat.cache_kwarg(layer))),
+        *((f"transformers.masking_utils.{fn.__name__}(layer_idx=..., cache / past_key_values=...)",
+           lambda fn=fn: "layer_idx" in compat.params(fn) and bool(compat.cache_kwarg(fn)))
+          for fn in (create_causal_mask, create_sliding_window_causal_mask)),
+    ]
+    if adapter.deepstack:
+        checks.append((f"{type(adapter.language_model()).__name__}._deepstack_process",
+                       lambda: callable(getattr(adapter.language_model(), "_deepstack_process", None))))
+    return checks
+
+
 class _CallState:
     """One pruned call (prefill, then its decode steps) as the hooks see it."""
 
@@ -137,7 +155,7 @@ class LLMStage:
         if st is None:
             return None
         hidden = kwargs.get("inputs_embeds")
-        cache = kwargs.get("past_key_values")
+        cache = compat.cache_from_kwargs(kwargs)
         if st.phase == "pending":
             if hidden is None or hidden.shape[1] != st.length:
                 raise RuntimeError(f"the language model got {None if hidden is None else hidden.shape[1]} tokens, "
@@ -169,7 +187,7 @@ class LLMStage:
         (``model(input_ids=token, past_key_values=out.past_key_values)``) are recognised by it."""
         st = self.state
         if st is not None and st.phase == "prefill" and st.cache is None:
-            st.cache = getattr(output, "past_key_values", None)
+            st.cache = compat.cache_from_output(output)
         return None
 
     def _clock(self) -> float:
@@ -300,8 +318,8 @@ class LLMStage:
             kw = {}
             if kind != "linear_attention":
                 kw["layer_idx"] = next(i for i in range(self.k, len(self.layers)) if self.layer_types[i] == kind)
-            out[kind] = builder(config=self.config, inputs_embeds=hidden, attention_mask=am2d,
-                                past_key_values=st.cache, **kw)
+            kw[compat.cache_kwarg(builder)] = st.cache
+            out[kind] = builder(config=self.config, inputs_embeds=hidden, attention_mask=am2d, **kw)
         return out
 
     def _decode_mask2d(self, st: _CallState, hidden: torch.Tensor) -> torch.Tensor | None:

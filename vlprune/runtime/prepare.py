@@ -252,8 +252,7 @@ class Preparer:
         if h <= 0 or w <= 0 or h % b or w % b:
             raise ValueError(f"method {method!r}: resized size {h}x{w} px is not a positive multiple of the "
                              f"{b}-px block")
-        img = Image.fromarray(im.ctx.grid.image()).resize((w, h), resample=Image.Resampling.BICUBIC)
-        rows, thw = patchify(np.asarray(img, dtype=np.uint8), self.ad.spec, self.mean, self.std)
+        rows, thw = resample_rows(im.ctx.grid, (h, w), self.ad.spec, self.mean, self.std)
         src = im.source[0]
         rows = rows.to(src.device, src.dtype)
         im.source, im.thw, im.resized = (rows, 0), tuple(thw), (h, w)
@@ -297,12 +296,20 @@ def pixel_limits(image_processor) -> tuple[int, int] | None:
 def resize_inputs(method, samples: list[list], spec, limits: tuple[int, int]):
     """The input stage before the processor: load each sample's images, let ``method`` (or nobody) choose
     sizes from the sizes the processor would make, and resize the originals once (bicubic) to them.
+def resample_rows(grid: BlockGrid, size: tuple[int, int], spec, mean=None, std=None):
+    """The image of ``grid`` resized (bicubic, PIL) to ``size`` = (H, W) px, as processor rows:
+    (h*w, 3*T*P*P) float32 and its grid (1, h, w) in patches (Resize baseline, input-stage resizes)."""
+    img = Image.fromarray(grid.image()).resize((int(size[1]), int(size[0])), resample=Image.Resampling.BICUBIC)
+    return patchify(np.asarray(img, dtype=np.uint8), spec, mean, std)
 
-    Returns (images per sample as PIL RGB, per image the processor's (height, width) without the resize).
+
+
+    Returns (images per sample as PIL RGB, per image the processor's (height, width) without the resize,
+    per image the (height, width) it was resized to or None).
     """
     from vlprune.grid import load_image, smart_resize
 
-    out, raw = [], []
+    out, raw, resized = [], [], []
     index = 0
     for row, imgs in enumerate(samples):
         loaded = [load_image(im) for im in imgs]
@@ -314,6 +321,8 @@ def resize_inputs(method, samples: list[list], spec, limits: tuple[int, int]):
                     for k, sz in enumerate(sizes)]
             targets = method.sizes(ctxs)
         index += len(loaded)
-        out.append([im if t is None or tuple(t) == sz else im.resize((int(t[1]), int(t[0])), Image.Resampling.BICUBIC)
-                    for im, t, sz in zip(loaded, targets, sizes)])
-    return out, raw
+        targets = [None if t is None or tuple(t) == sz else (int(t[0]), int(t[1])) for t, sz in zip(targets, sizes)]
+        out.append([im if t is None else im.resize((t[1], t[0]), Image.Resampling.BICUBIC)
+                    for im, t in zip(loaded, targets)])
+        resized += targets
+    return out, raw, resized

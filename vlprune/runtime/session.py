@@ -23,8 +23,9 @@ from typing import Iterator
 
 import torch
 
+from vlprune import compat
 from vlprune.models.base import FamilyAdapter, get_adapter
-from vlprune.runtime.llm import LLMStage
+from vlprune.runtime.llm import LLMStage, transformers_checks
 from vlprune.runtime.pipeline import Pipeline, resolve_pipeline
 from vlprune.runtime.prepare import Prepared, Preparer, pixel_limits, resize_inputs
 from vlprune.runtime.stats import CallStats, ImageStats
@@ -45,12 +46,15 @@ class ApplyConfig:
     image_mean / image_std: the processor's normalisation (default: the family's) for selection.
     sync_cuda: synchronise CUDA around the timed regions (ViT, in-LLM scoring and selection) so that
         ``vit_ms`` / ``llm_ms`` are GPU times (costs syncs; off by default).
+    allow_untested_transformers: run on a transformers release outside the tested range
+        (:data:`vlprune.compat.SUPPORTED_RANGE`) when every entry point the runtime relies on is present.
     """
 
     original_prompt_in_generate: bool = True
     image_mean: tuple[float, float, float] | None = None
     image_std: tuple[float, float, float] | None = None
     sync_cuda: bool = False
+    allow_untested_transformers: bool = False
 
 
 class PruningSession:
@@ -61,6 +65,10 @@ class PruningSession:
         self.pipeline = pipeline
         self.config = config
         self.adapter: FamilyAdapter = get_adapter(model)
+        llm = pipeline.get("llm")
+        checks = self.adapter.transformers_checks() + (transformers_checks(self.adapter) if llm is not None else [])
+        feature = f"vlprune.apply({pipeline.name!r})" + (f" (in-LLM pruning with {llm.name!r})" if llm is not None else "")
+        compat.require(feature, checks, allow_untested=config.allow_untested_transformers)
         mean, std = config.image_mean, config.image_std
         limits = None
         if processor is not None:
@@ -71,7 +79,6 @@ class PruningSession:
             limits = pixel_limits(ip)
         self.processor = processor
         self.prepare = Preparer(self.adapter, pipeline, mean, std, config.sync_cuda, limits)
-        llm = pipeline.get("llm")
         self.llm = LLMStage(self.adapter, llm, config.sync_cuda) if llm is not None else None
         self.last: CallStats | None = None
         self.last_prepared: Prepared | None = None
@@ -111,7 +118,7 @@ class PruningSession:
         per_sample = [list(s) for s in images]
         if len(per_sample) != len(texts):
             raise ValueError(f"images must hold one list per sample: {len(texts)} prompt(s), {len(per_sample)} list(s)")
-        resized, raw = resize_inputs(self.pipeline.get("input"), per_sample, self.adapter.spec,
+        resized, raw, _ = resize_inputs(self.pipeline.get("input"), per_sample, self.adapter.spec,
                                      self.prepare.pixel_limits)
         batch = processor(text=texts, images=[im for s in resized for im in s] or None, return_tensors="pt",
                           padding=True, **kwargs)
@@ -133,7 +140,7 @@ class PruningSession:
         if kwargs.get("labels") is not None:
             raise ValueError(f"labels cannot be used with the llm-stage method {name!r}: the sequence is shortened "
                              f"inside the LLM, so logits no longer align with labels")
-        cache = kwargs.get("past_key_values")
+        cache = compat.cache_from_kwargs(kwargs)
         if getattr(cache, "is_compileable", False) or kwargs.get("cache_implementation") in ("static", "offloaded_static"):
             raise ValueError(f"static caches cannot be used with the llm-stage method {name!r}: layers from K on "
                              f"hold fewer tokens than the layers before K")
@@ -155,9 +162,10 @@ class PruningSession:
         if kwargs.get("position_ids") is not None:
             raise ValueError("position_ids of the unpruned sequence cannot be used with pruning; omit them "
                              "(vlprune computes the unpruned M-RoPE positions itself)")
-        cache = kwargs.get("past_key_values")
+        cache = compat.cache_from_kwargs(kwargs)
         if cache is not None and cache.get_seq_length() > 0:
-            raise ValueError("images with a non-empty past_key_values (cache continuation) are not supported")
+            raise ValueError("images with a non-empty KV cache (past_key_values / cache: a cache continuation) "
+                             "are not supported")
         self._refuse_for_llm(kwargs)
         call = {k: kwargs.pop(k) for k in _CALL_KEYS if k in kwargs}
         extra = {k: kwargs[k] for k in self.adapter.rope_extra_keys if k in kwargs}
