@@ -63,7 +63,6 @@ def resolve_layer(method: LLMMethod, layer_types: list[str], family: str) -> int
     return k
 
 
-@dataclass
 def transformers_checks(adapter: FamilyAdapter) -> list[tuple[str, object]]:
     """(entry point, check) pairs the in-LLM hooks rely on: the decoder layers' call (rotary tables, a
     cache argument under a known name), the mask builders with ``layer_idx`` and Qwen3-VL's DeepStack."""
@@ -81,6 +80,7 @@ def transformers_checks(adapter: FamilyAdapter) -> list[tuple[str, object]]:
     return checks
 
 
+@dataclass
 class _CallState:
     """One pruned call (prefill, then its decode steps) as the hooks see it."""
 

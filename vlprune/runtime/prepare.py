@@ -283,6 +283,13 @@ class Preparer:
             torch.cuda.synchronize()
 
 
+def resample_rows(grid: BlockGrid, size: tuple[int, int], spec, mean=None, std=None):
+    """The image of ``grid`` resized (bicubic, PIL) to ``size`` = (H, W) px, as processor rows:
+    (h*w, 3*T*P*P) float32 and its grid (1, h, w) in patches (Resize baseline, input-stage resizes)."""
+    img = Image.fromarray(grid.image()).resize((int(size[1]), int(size[0])), resample=Image.Resampling.BICUBIC)
+    return patchify(np.asarray(img, dtype=np.uint8), spec, mean, std)
+
+
 def pixel_limits(image_processor) -> tuple[int, int] | None:
     """(min_pixels, max_pixels) of a Qwen-VL image processor (or processor), or None if it does not say."""
     ip = getattr(image_processor, "image_processor", image_processor)
@@ -296,13 +303,6 @@ def pixel_limits(image_processor) -> tuple[int, int] | None:
 def resize_inputs(method, samples: list[list], spec, limits: tuple[int, int]):
     """The input stage before the processor: load each sample's images, let ``method`` (or nobody) choose
     sizes from the sizes the processor would make, and resize the originals once (bicubic) to them.
-def resample_rows(grid: BlockGrid, size: tuple[int, int], spec, mean=None, std=None):
-    """The image of ``grid`` resized (bicubic, PIL) to ``size`` = (H, W) px, as processor rows:
-    (h*w, 3*T*P*P) float32 and its grid (1, h, w) in patches (Resize baseline, input-stage resizes)."""
-    img = Image.fromarray(grid.image()).resize((int(size[1]), int(size[0])), resample=Image.Resampling.BICUBIC)
-    return patchify(np.asarray(img, dtype=np.uint8), spec, mean, std)
-
-
 
     Returns (images per sample as PIL RGB, per image the processor's (height, width) without the resize,
     per image the (height, width) it was resized to or None).
