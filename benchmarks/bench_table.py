@@ -39,6 +39,11 @@ RUNS = [
     # the staged runtime: FastV (K = 2, retain 0.5) inside the LLM, alone and after PixelPrune
     ("qwen2-vl-2b@1MP-fastv", "qwen2-vl-2b", ["--max-pixels", "1003520", "--method", "fastv", "--method", "pixelprune",
                                               "--method", "pixelprune+fastv", "--repeats", "3"], ONE_PER_CATEGORY),
+    # the baselines of docs/baselines.md at retain 0.5 (post-ViT: CDPruner, VisionZip, VisPruner; in-LLM, K = 2:
+    # DART, MoB), each against the same unmodified model, with the time of the selection itself
+    ("qwen2-vl-2b@1MP-baselines", "qwen2-vl-2b",
+     ["--max-pixels", "1003520", *(a for m in ("cdpruner", "visionzip", "vispruner", "dart", "mob") for a in ("--method", m))],
+     ONE_PER_CATEGORY),
 ]
 COMMON = ["--dtype", "bf16", "--device", "cpu", "--threads", "2", "--warmup", "1", "--repeats", "2",
           "--decode-tokens", "4", "--onednn-cache", "8192"]
@@ -74,6 +79,14 @@ def run(out: Path, corpus: Path, quick: bool, only: list[str] | None) -> list[st
 def _plan(s: dict) -> str:
     p = s.get("plan_ms")
     return "-" if not p or p["median"] is None else f"{p['median']:.0f}"
+
+
+def _select(s: dict) -> str:
+    """Median ms of the selection itself (every stage, scoring included) and its share of the prefill."""
+    p, share = s.get("select_ms"), s.get("select_ms_share")
+    if not p or p["median"] is None or share is None:
+        return "-"
+    return f"{p['median']:.0f} ({share:.2%})"
 
 
 def _best(s: dict, full: dict) -> str:
@@ -140,8 +153,8 @@ def render(out: Path) -> str:
                      f"max_pixels {_max_pixels(d) or 'family default'})\n")
         lines.append("| method | kept / tokens | retain | TFLOPs | FLOPs ratio | ViT ms | select+plan ms | prefill ms [min-max] | "
                      "measured prefill ratio | speedup | speedup / (1/FLOPs ratio) | best-of speedup (eff) | decode tok/s | "
-                     "KV MiB (meas./analytic) |")
-        lines.append("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+                     "KV MiB (meas./analytic) | selection ms (of prefill) |")
+        lines.append("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
         full_s = d["methods"][0]
         for s in d["methods"]:
             eff = s.get("speedup_efficiency")
@@ -151,7 +164,7 @@ def render(out: Path) -> str:
                 f"{_plan(s)} | {s['prefill_ms']['median']:.0f} [{s['prefill_ms']['min']:.0f}-{s['prefill_ms']['max']:.0f}] | "
                 f"{s['prefill_ratio']:.3f} | {s['prefill_speedup']:.2f}x | "
                 f"{eff:.2f} | {_best(s, full_s)} | {s['decode_tok_s']['median']:.2f} | "
-                f"{s['kv_bytes_measured'] / 2**20:.1f} / {s['kv_bytes_analytic'] / 2**20:.1f} |"
+                f"{s['kv_bytes_measured'] / 2**20:.1f} / {s['kv_bytes_analytic'] / 2**20:.1f} | {_select(s)} |"
             )
         lines.append("")
         lines.append("Per image (speedup against retention, like for like):\n")

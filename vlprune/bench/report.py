@@ -13,14 +13,16 @@ from pathlib import Path
 import numpy as np
 
 #: measured per pass (:class:`Sample` fields), reported as median / min / max / IQR
-SAMPLE_FIELDS = ("vit_ms", "plan_ms", "post_ms", "llm_ms", "prefill_ms", "decode_tok_s", "peak_mem_mb")
+SAMPLE_FIELDS = ("vit_ms", "plan_ms", "post_ms", "llm_ms", "select_ms", "prefill_ms", "decode_tok_s", "peak_mem_mb")
 
 
 @dataclass
 class Sample:
     """One timed pass of one method on one image. ``plan_ms`` (input + pre-ViT selection and index
     bookkeeping before the ViT), ``post_ms`` (post-ViT selection + building the LLM sequence) and
-    ``llm_ms`` (in-LLM scoring + selection) are the runtime's own timers and parts of ``prefill_ms``."""
+    ``llm_ms`` (in-LLM scoring + selection) are the runtime's own timers and parts of ``prefill_ms``.
+    ``select_ms``: the selection itself -- every stage's selector time (``ImageStats.stage_ms``, with a
+    post-ViT method's attention rows and instruction embeddings) plus the in-LLM stage (``llm_ms``)."""
 
     vit_ms: float
     prefill_ms: float
@@ -29,6 +31,7 @@ class Sample:
     plan_ms: float = 0.0
     post_ms: float = 0.0
     llm_ms: float = 0.0
+    select_ms: float = 0.0
 
 
 @dataclass
@@ -135,12 +138,14 @@ class BenchResult:
             "flops_decode_step": total("flops_decode_step") / max(1, len(runs)),
             "kv_bytes_analytic": total("kv_bytes_analytic"),
             "kv_bytes_measured": total("kv_bytes_measured"),
-            **{a: stats(per_repeat(a)) for a in ("vit_ms", "plan_ms", "post_ms", "llm_ms", "prefill_ms")},
+            **{a: stats(per_repeat(a)) for a in ("vit_ms", "plan_ms", "post_ms", "llm_ms", "select_ms", "prefill_ms")},
             "decode_tok_s": stats(dec),
             "peak_mem_mb": stats([max(r.samples[k].peak_mem_mb for r in runs) for k in range(n_rep)]),
         }
         # of this method's (pruned) prefill; None without an llm-stage method
         out["llm_ms_share"] = None if out["llm_layer"] is None else _share(out["llm_ms"], out["prefill_ms"])
+        # the selection itself (every stage, scoring included) as a share of the prefill; None for full
+        out["select_ms_share"] = None if method == "full" else _share(out["select_ms"], out["prefill_ms"])
         fb = sum(r.flops_prefill for r in self.runs["full"])
         out["flops_ratio"] = out["flops_prefill"] / fb if fb else None
         bp = self.summary_prefill_median("full")
@@ -179,6 +184,7 @@ class BenchResult:
                 for attr in SAMPLE_FIELDS:
                     d[attr] = stats([getattr(s, attr) for s in r.samples])
                 d["llm_ms_share"] = None if r.llm_layer is None else _share(d["llm_ms"], d["prefill_ms"])
+                d["select_ms_share"] = None if m == "full" else _share(d["select_ms"], d["prefill_ms"])
                 d["prefill_ms_passes"] = [s.prefill_ms for s in r.samples]  # in pass order, to see drift
                 per_image[m].append(d)
         return {
@@ -228,15 +234,19 @@ def format_table(res: BenchResult) -> str:
                  "eff = speedup x FLOPs ratio (1.0: time falls as FLOPs do); best-of = the speedup of the fastest "
                  "repeats; KV MiB = measured/analytic")
     lines.append(f"\n{'method':<{w}} {'tokens by stage (summed over images)':<44} {'K':>3} {'attention':<18} "
-                 f"{'plan ms':>8} {'post ms':>8} {'LLM-stage ms':>13} {'of prefill':>10}")
+                 f"{'plan ms':>8} {'post ms':>8} {'LLM-stage ms':>13} {'of prefill':>10} {'select ms':>10} "
+                 f"{'of prefill':>10}")
     for s in d["methods"]:
         stages = " -> ".join(f"{k} {v}" for k, v in s["tokens_by_stage"].items())
         share = "-" if s["llm_ms_share"] is None else f"{s['llm_ms_share']:.2%}"
+        sel = "-" if s["select_ms_share"] is None else f"{s['select_ms_share']:.2%}"
         lines.append(f"{s['method']:<{w}} {stages:<44} {s['llm_layer'] if s['llm_layer'] is not None else '-':>3} "
                      f"{s['attn_implementation']:<18} {_num(s['plan_ms']['median'], '>8.1f')} "
-                     f"{_num(s['post_ms']['median'], '>8.1f')} {_num(s['llm_ms']['median'], '>13.1f')} {share:>10}")
+                     f"{_num(s['post_ms']['median'], '>8.1f')} {_num(s['llm_ms']['median'], '>13.1f')} {share:>10} "
+                     f"{_num(s['select_ms']['median'], '>10.1f')} {sel:>10}")
     lines.append("K = first decoder layer that runs pruned; LLM-stage ms = in-LLM scoring + selection (host timer), "
-                 "also as a share of that method's prefill")
+                 "also as a share of that method's prefill; select ms = every stage's selection, its scoring included "
+                 "(post-ViT attention rows, in-LLM stage)")
     for name, desc in res.pipelines.items():
         lines.append(f"{name}: {desc}")
     lines.append(f"peak memory: {res.memory_method}; timing: {res.timing_method}")

@@ -207,6 +207,7 @@ def _one(model, pipeline, inputs, vt: VisionTimer, timer: Timer, peak: PeakMemor
         prefill_ms = timer.ms(t0, t1)
         vit_ms = vt.total_ms()
         st = session.last if session is not None else None  # read now: decode steps add to llm_ms
+        llm_ms = st.llm_ms if st is not None else 0.0  # the prefill's in-LLM stage only
         cache = out.past_key_values
         kv = cache_bytes(cache)
         first = int(tok[0, 0])
@@ -220,7 +221,8 @@ def _one(model, pipeline, inputs, vt: VisionTimer, timer: Timer, peak: PeakMemor
             d1 = timer.mark()
             dec_ms = timer.ms(d0, d1)
         tok_s = cfg.decode_tokens / (dec_ms / 1e3) if dec_ms > 0 else float("nan")
-        times = (st.plan_ms, st.post_ms, st.llm_ms) if st is not None else (0.0, 0.0, 0.0)
+        times = ((st.plan_ms, st.post_ms, llm_ms, st.selector_ms + llm_ms) if st is not None
+                 else (0.0, 0.0, 0.0, 0.0))
         attn = st.attn_implementation if st is not None else get_adapter(model).attn_implementation
         return (Sample(vit_ms, prefill_ms, tok_s, mem, *map(float, times)),
                 {"stats": st, "kv_bytes": kv, "first_token": first, "attn": attn})

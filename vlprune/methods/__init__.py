@@ -1,6 +1,6 @@
 """Built-in methods; importing this package registers them."""
 
-from vlprune.methods import baselines, guipruner, pixelprune, token_methods  # noqa: F401
+from vlprune.methods import baselines, guipruner, llm_baselines, pixelprune, token_methods, vit_baselines  # noqa: F401
 from vlprune.methods.base import (
     STAGES,
     ImageContext,

@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     import torch
 
     from vlprune.grid import BlockGrid
+    from vlprune.methods.views import LLMRowView, TokenMerge, VisionAttention
 
 #: Pipeline stages in execution order (the one place they are spelled).
 STAGES = ("input", "pre_vit", "post_vit", "llm")
@@ -119,6 +120,11 @@ class ImageContext:
     raw_size: tuple[int, int] = (0, 0)
     family: object = None
     pixel_limits: tuple[int, int] = (0, 0)
+    #: filled for post-ViT methods that ask (``PostViTMethod.vision_attention`` / ``needs_text``):
+    #: the vision tower's attention at the method's block, and the (T, D) LLM input embeddings of the
+    #: image's instruction (:func:`vlprune.methods.views.instruction_columns`)
+    vision: "VisionAttention | None" = None
+    text: "torch.Tensor | None" = None
 
     @property
     def is_last(self) -> bool:
@@ -234,9 +240,14 @@ class PostViTMethod(Method):
     the ViT). :meth:`select` returns sorted local indices into ``features``; DeepStack features follow."""
 
     stage: ClassVar[str] = "post_vit"
+    #: the method reads ``ctx.vision`` (attention rows of block ``self.vision_layer``, recomputed from
+    #: that block's own projections during the ViT pass) / ``ctx.text`` (instruction embeddings)
+    vision_attention: ClassVar[bool] = False
+    needs_text: ClassVar[bool] = False
 
-    def select(self, features: "torch.Tensor", ctx: ImageContext) -> "torch.Tensor | np.ndarray":
-        """features: (n, D) float; returns kept local indices (sorted, unique, in [0, n))."""
+    def select(self, features: "torch.Tensor", ctx: ImageContext) -> "torch.Tensor | np.ndarray | TokenMerge":
+        """features: (n, D) float; returns kept local indices (sorted, unique, in [0, n)), or a
+        :class:`~vlprune.methods.views.TokenMerge` when kept tokens carry merged features."""
         raise NotImplementedError
 
 
@@ -267,6 +278,8 @@ class LLMMethod(Method):
     stage: ClassVar[str] = "llm"
     #: the K used when ``layer`` is None, where the model allows it
     default_layer: ClassVar[int] = 2
+    #: the runtime computes layer K - 1's key norms for :meth:`select_in_row` (DART's pivots)
+    needs_key_norms: ClassVar[bool] = False
 
     layer: int | None = None
 
@@ -288,3 +301,9 @@ class LLMMethod(Method):
         when no queries were asked; hidden: (n, D) the layer-K input at those tokens. Returns sorted
         kept local indices."""
         raise NotImplementedError
+
+    def select_in_row(self, ctx: ImageContext, scores: "torch.Tensor | None", hidden: "torch.Tensor",
+                      row: "LLMRowView") -> "torch.Tensor":
+        """What the runtime calls: :meth:`select`, for methods that also read the rest of the row
+        (the instruction's hidden states, key norms; DART, MoB) through ``row``."""
+        return self.select(ctx, scores, hidden)

@@ -187,6 +187,23 @@ class FamilyAdapter:
             raise ValueError(f"decoder layer {layer} has no self-attention module")
         return attn
 
+    def final_norm(self) -> torch.nn.Module:
+        """The text model's final norm (DART / MoB measure similarity on hidden states through it)."""
+        return self.inner.language_model.norm
+
+    def embed_tokens(self, ids: torch.Tensor) -> torch.Tensor:
+        """(T,) token ids -> (T, D) the LLM's input embeddings (CDPruner's instruction embeddings)."""
+        return self.inner.get_input_embeddings()(ids)
+
+    # ------------------------------------------------------------------ vision tower internals
+    def vision_depth(self) -> int:
+        return len(self.visual.blocks)
+
+    def vision_attention_module(self, layer: int) -> torch.nn.Module:
+        """The attention module of vision block ``layer`` (``qkv``, ``num_heads``, ``scaling``; called with
+        ``cu_seqlens`` and rotary ``position_embeddings``), where VisionZip / VisPruner read attention."""
+        return self.visual.blocks[layer].attn
+
     @property
     def deepstack(self) -> bool:
         """The vision tower returns DeepStack features that must be split per image (Qwen3-VL)."""
@@ -235,6 +252,10 @@ class FamilyAdapter:
         pos = get_vision_position_ids(grid_thw, self.merge)
         sizes = [len(k) * self.merge**2 for k in kept]
         return {"position_ids": pos[rows.to(pos.device)], "cu_seqlens": cu_seqlens_from_sizes(sizes, grid_thw.device)}
+
+    def vit_sequence_order(self, vkw: dict, total: int) -> np.ndarray:
+        """(total,) the block at each position of the tower's hidden sequence (raster order here)."""
+        return np.arange(total, dtype=np.int64)
 
     def encode_images(self, pixel_rows: torch.Tensor, grid_thw: torch.Tensor, vkw: dict, kept_sizes: list[int]):
         """Run the vision tower on kept rows (N_kept, D) -> output with per-image ``pooler_output``."""

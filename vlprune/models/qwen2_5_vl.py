@@ -56,3 +56,6 @@ class Qwen2_5_VLAdapter(FamilyAdapter):
         kw["window_index"] = wi.to(grid_thw.device)
         kw["cu_window_seqlens"] = cu.to(grid_thw.device)
         return kw
+
+    def vit_sequence_order(self, vkw, total):
+        return vkw["window_index"].cpu().numpy().astype(np.int64)

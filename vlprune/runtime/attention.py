@@ -5,7 +5,8 @@ switched to eager attention.
 For queries ``Q`` and all ``L`` keys: ``softmax(q k^T * scaling + causal/padding mask)``, queries projected
 for the asked rows only, keys for every row, both through the module's own q/k norms and rotary
 function (found in the module's own modeling file), grouped-query heads repeated as the model does.
-Equal to eager attention's weights at that layer (tested).
+Equal to eager attention's weights at that layer (tested). :func:`key_norms` gives the L1 norm of every
+key row the same way (DART's pivot score).
 """
 
 from __future__ import annotations
@@ -27,6 +28,22 @@ def _heads(x: torch.Tensor, head_dim: int) -> torch.Tensor:
     return x.view(*x.shape[:2], -1, head_dim)
 
 
+def _keys(attn, hidden: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    """(B, L, D) layer input -> (B, Hkv, L, hd) keys through the module's k_proj, k_norm and rotary."""
+    k = _heads(attn.k_proj(hidden), attn.head_dim)
+    if hasattr(attn, "k_norm"):
+        k = attn.k_norm(k)
+    k = k.transpose(1, 2)
+    _, k = _rotary(attn)(k, k, cos, sin)
+    return k
+
+
+def key_norms(attn, hidden: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    """(B, L) float32 L1 norm of each column's keys, all key heads concatenated, as the KV cache holds
+    them (after k_norm and the rotary embedding). hidden: (B, L, D) the layer's attention input."""
+    return _keys(attn, hidden, cos, sin).float().abs().sum(dim=(1, 3))
+
+
 def attention_rows(attn, hidden: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, q_cols: torch.Tensor,
                    q_valid: torch.Tensor, key_valid: torch.Tensor, query_gate: bool = False) -> torch.Tensor:
     """Mean attention (over heads and valid queries) that every key column receives.
@@ -43,15 +60,13 @@ def attention_rows(attn, hidden: torch.Tensor, cos: torch.Tensor, sin: torch.Ten
     q = _heads(attn.q_proj(hq), 2 * hd if query_gate else hd)
     if query_gate:
         q = q[..., :hd]
-    k = _heads(attn.k_proj(hidden), hd)
     if hasattr(attn, "q_norm"):
-        q, k = attn.q_norm(q), attn.k_norm(k)
-    q, k = q.transpose(1, 2), k.transpose(1, 2)  # (B, H, Q, hd), (B, Hkv, L, hd)
-    rot = _rotary(attn)
+        q = attn.q_norm(q)
+    q = q.transpose(1, 2)  # (B, H, Q, hd)
     cq = cos.gather(1, idx.expand(-1, -1, cos.shape[-1]))
     sq = sin.gather(1, idx.expand(-1, -1, sin.shape[-1]))
-    q, _ = rot(q, q, cq, sq)
-    _, k = rot(k, k, cos, sin)
+    q, _ = _rotary(attn)(q, q, cq, sq)
+    k = _keys(attn, hidden, cos, sin)  # (B, Hkv, L, hd)
     k = k.repeat_interleave(q.shape[1] // k.shape[1], dim=1)
     scores = torch.matmul(q.float(), k.float().transpose(2, 3)) * attn.scaling  # (B, H, Q, L)
     cols = torch.arange(hidden.shape[1], device=hidden.device)

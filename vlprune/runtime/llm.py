@@ -25,8 +25,9 @@ from transformers.masking_utils import (
 
 from vlprune import compat
 from vlprune.methods.base import LLMMethod, LLMRow
+from vlprune.methods.views import LLMRowView, instruction_columns
 from vlprune.models.base import FamilyAdapter
-from vlprune.runtime.attention import attention_rows
+from vlprune.runtime.attention import attention_rows, key_norms
 from vlprune.runtime.prepare import check_local_indices
 
 _MASK_BUILDERS = {
@@ -93,6 +94,7 @@ class _CallState:
     am2d: torch.Tensor | None = None  # prefill 2-D mask (B, L') or None
     text_pos: bool = False  # the model passes text position ids to the layers
     scores: torch.Tensor | None = None  # (B, L')
+    key_norms: torch.Tensor | None = None  # (B, L') layer K - 1's key L1 norms (methods that ask)
     keep: torch.Tensor | None = None  # (B, L'') gather index into L'
     am2d_kept: torch.Tensor | None = None  # (B, L'') or None
     pe: tuple | None = None
@@ -118,6 +120,7 @@ class LLMStage:
         self.config = adapter.language_model().config
         self.state: _CallState | None = None
         self.n_deepstack = adapter.deepstack_layers() if adapter.deepstack else 0
+        self._skip_ids = (adapter.image_token_id, adapter.video_token_id)  # not instruction tokens
 
     # ------------------------------------------------------------------ install
     def install(self, handles: list) -> None:
@@ -197,11 +200,17 @@ class LLMStage:
 
     def _score_pre(self, module, args, kwargs):
         st = self.state
-        if st is None or st.phase != "prefill" or not any(st.queries):
+        if st is None or st.phase != "prefill" or not (any(st.queries) or self.method.needs_key_norms):
             return None
         t0 = self._clock()
         hidden = args[0] if args else kwargs["hidden_states"]
         cos, sin = kwargs["position_embeddings"]
+        if self.method.needs_key_norms:
+            with torch.no_grad():
+                st.key_norms = key_norms(module, hidden, cos, sin)
+            if not any(st.queries):
+                st.ms += (self._clock() - t0) * 1e3
+                return None
         b, n_q = len(st.rows), max(len(q) for q in st.queries)
         q_cols = torch.zeros((b, n_q), dtype=torch.long, device=hidden.device)
         q_valid = torch.zeros((b, n_q), dtype=torch.bool, device=hidden.device)
@@ -263,7 +272,12 @@ class LLMStage:
                 stats.tokens_by_stage["llm"] = n
                 continue
             scores = st.scores[span.row, span.start : span.end] if st.scores is not None else None
-            out = self.method.select(ctx, scores, hidden[span.row, span.start : span.end])
+            ids = prep.plan.input_ids[span.row].to(dev)
+            view = LLMRowView(st.rows[span.row], (span.start, span.end), hidden[span.row],
+                              None if st.key_norms is None else st.key_norms[span.row],
+                              instruction_columns(ids, valid[span.row], span.end, self._skip_ids),
+                              self.ad.final_norm())
+            out = self.method.select_in_row(ctx, scores, hidden[span.row, span.start : span.end], view)
             local, strata = out if isinstance(out, tuple) else (out, None)
             local = check_local_indices(local, n, self.method.name, ctx.image)
             keep[span.row, span.start : span.end] = False

@@ -21,6 +21,7 @@ from vlprune.methods.base import ImageContext
 from vlprune.models.base import FamilyAdapter, patch_rows, patchify
 from vlprune.models.sequence import ImageSpan, SequencePlan, build_sequence_plan, image_token_spans
 from vlprune.runtime.pipeline import Pipeline
+from vlprune.runtime.post_vit import PostViTStage
 from vlprune.runtime.stats import CallStats, ImageStats
 from vlprune.selection import Selection
 
@@ -103,6 +104,7 @@ class Preparer:
         self.mean, self.std = mean, std
         self.sync_cuda = sync_cuda
         self.pixel_limits = pixel_limits or (adapter.spec.min_pixels, adapter.spec.max_pixels)
+        self.post_vit = PostViTStage(adapter, pipeline)
         #: set by ``PruningSession.process``: per image the (height, width) before the input stage resized it
         self.raw_sizes: list[tuple[int, int]] | None = None
 
@@ -126,7 +128,8 @@ class Preparer:
         vkw = ad.vision_kwargs(vthw, vit_rows, [im.ctx.kept for im in images])
         t1 = time.perf_counter()
         self._sync()
-        enc = ad.encode_images(pixel_rows, vthw, dict(vkw), [len(im.ctx.kept) for im in images])
+        with self.post_vit.watch(vkw, [len(im.ctx.kept) for im in images]):
+            enc = ad.encode_images(pixel_rows, vthw, dict(vkw), [len(im.ctx.kept) for im in images])
         mm_out = {"image": enc}
         n_vid = 0
         if pixel_values_videos is not None:  # videos pass through: the model's own encoder on all patches
@@ -135,7 +138,7 @@ class Preparer:
         self._sync()
         t2 = time.perf_counter()
         vit_blocks = [im.ctx.kept for im in images]
-        self._post_vit_stage(images, enc)
+        self._post_vit_stage(images, enc, input_ids, attention_mask)
 
         rope_extra = {k: extra[k] for k in ad.rope_extra_keys if extra.get(k) is not None}
 
@@ -224,25 +227,14 @@ class Preparer:
             im.selection = sel
             im.tokens["pre_vit"] = len(im.ctx.kept)
 
-    def _post_vit_stage(self, images: list[_Image], enc) -> None:
-        method = self.pipeline.get("post_vit")
-        if method is None:
+    def _post_vit_stage(self, images: list[_Image], enc, input_ids, attention_mask) -> None:
+        if self.post_vit.method is None:
             return
-        pooled = list(enc.pooler_output)
-        deep = [list(f) for f in getattr(enc, "deepstack_features", None) or []] if self.ad.deepstack else []
-        for i, im in enumerate(images):
-            t0 = time.perf_counter()
-            local = check_local_indices(method.select(pooled[i], im.ctx), pooled[i].shape[0], method.name, im.ctx.image)
-            idx = local.to(pooled[i].device)
-            pooled[i] = pooled[i][idx]
-            for f in deep:
-                f[i] = f[i][idx.to(f[i].device)]
-            im.ctx.kept = im.ctx.kept[local.numpy()]
+        times = self.post_vit.run([im.ctx for im in images], [im.span for im in images], enc, input_ids,
+                                  attention_mask)
+        for im, ms in zip(images, times):
             im.tokens["post_vit"] = len(im.ctx.kept)
-            im.stage_ms["post_vit"] = (time.perf_counter() - t0) * 1e3
-        enc.pooler_output = tuple(pooled)
-        if deep:
-            enc.deepstack_features = [tuple(f) for f in deep]
+            im.stage_ms["post_vit"] = ms
 
     # ------------------------------------------------------------------ helpers
     def _resize(self, im: _Image, size: tuple[int, int], method: str) -> None:
