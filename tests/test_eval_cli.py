@@ -215,7 +215,8 @@ def test_suite_machinery_runs_rows_and_renders_measured_cells(tmp_path, capsys):
     out = tmp_path / "out"
     assert (out / "a" / "half" / "summary.json").exists() and not (out / "a" / "pixelprune").exists()
     half = [json.loads(x) for x in (out / "a" / "half" / "predictions.jsonl").read_text().splitlines()]
-    assert [r["tokens"]["pre_vit"] for r in half] == [max(1, round(r["tokens"]["raw"] / 2)) for r in half]
+    # half of n rounded half up (floor(n / 2 + 0.5) = (n + 1) // 2; Python's round() would round 2.5 to 2)
+    assert [r["tokens"]["pre_vit"] for r in half] == [max(1, (r["tokens"]["raw"] + 1) // 2) for r in half]
     data = json.loads((out / "suite.json").read_text())
     cells = {r["key"]: r["cells"] for r in data["rows"]}
     for key in ("full", "half"):
