@@ -270,3 +270,15 @@ def test_selector_benchmark_without_the_corpus(tmp_path, capsys):
     assert sizes == [("720p screenshot", (1280, 720)), ("1080p screenshot", (1920, 1080)),
                      ("1440p screenshot", (2560, 1440)), ("4K screenshot", (3840, 2160)),
                      ("A4 page, 150 dpi", (1240, 1754)), ("A4 page, 300 dpi", (2480, 3508))]
+
+
+def test_a_file_that_cannot_be_written_is_named_without_a_traceback(tmp_path, capsys, monkeypatch):
+    import vlprune.bench
+
+    def full_disk(config):
+        raise OSError(28, "No space left on device", str(tmp_path / "r.json"))
+
+    monkeypatch.setattr(vlprune.bench, "run_bench", full_disk)
+    Image.new("RGB", (64, 64)).save(tmp_path / "a.png")
+    assert cli.main(["bench", "--shape", "qwen2-vl-2b", "--dtype", "fp32", str(tmp_path / "a.png")]) == 2
+    assert capsys.readouterr().err.strip() == f"vlprune: error: {tmp_path / 'r.json'}: No space left on device"

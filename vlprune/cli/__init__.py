@@ -6,8 +6,8 @@ One module per command (``add_parser(sub)`` + ``cmd_<name>(args)``), shared argu
 parser is built, so importing this package is cheap.
 
 Exit codes: 0 success; 1 some input failed (each is reported, the rest still run); 2 usage error
-(unknown method / metric / family, invalid number or option, an empty path, an output that cannot be
-written; the message names the flag); 130 interrupted.
+(unknown method / metric / family, invalid number or option, an empty path, an output that would replace
+an input or cannot be written; the message names the flag or the file); 130 interrupted.
 """
 
 from __future__ import annotations
@@ -64,6 +64,10 @@ def main(argv: list[str] | None = None) -> int:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         return 1
+    except OSError as exc:  # a file that cannot be read or written (disk full, permissions): named, no traceback
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"{PROG}: error: {where}{exc.strerror or exc}", file=sys.stderr)
+        return 2
 
 
 def __getattr__(name):
