@@ -157,7 +157,7 @@ def test_presets_expand_to_tar_and_ssp():
 @pytest.mark.parametrize("options,match", [
     ({"preset": "IV"}, "preset must be one of I, II, III"),
     ({"lam": 0.0}, r"lam must be in \(0, 1\]"), ({"lam": 1.5}, r"lam must be in \(0, 1\]"),
-    ({"mu": 0.0}, r"mu must be in \(0, 1\]"), ({"rho": 2.0}, r"rho must be in \(0, 1\]"),
+    ({"mu": 0.0}, r"mu must be in \(0, 1\]"), ({"rho": 2.0}, r"rho must be in \[0, 1\]"),
     ({"gamma": -0.1}, r"gamma must be in \[0, 1\]"), ({"mu": True}, "mu must be a number"),
     ({"layer": 0}, "layer must be an integer"),
 ])

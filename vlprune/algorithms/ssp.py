@@ -266,6 +266,19 @@ def _check_tokens(importance, foreground, positions, grid_shape) -> tuple:
     return imp, fg, pos, (gh, gw)
 
 
+#: how SSP fills the budget left after the two saliency strata (``ssp_select(fill=...)``)
+FILLS = ("grid", "random")
+
+
+def random_fill(candidates: np.ndarray, k: int, seed: int, n: int) -> np.ndarray:
+    """k of ``candidates`` drawn uniformly without replacement (the "random sampling" ablation of the
+    structure stratum), seeded by (seed, n, k): the same screenshot gets the same picks."""
+    if k <= 0:
+        return np.zeros(0, np.int64)
+    rng = np.random.default_rng([seed, n, k])
+    return np.sort(rng.choice(np.asarray(candidates, np.int64), size=min(k, candidates.size), replace=False))
+
+
 def ssp_select(
     importance,
     foreground,
@@ -274,6 +287,8 @@ def ssp_select(
     *,
     grid_shape: tuple[int, int],
     positions=None,
+    fill: str = "grid",
+    seed: int = 0,
 ) -> SspSelection:
     """SSP's stratified selection of the current screenshot's tokens (GUIPruner, SSP section).
 
@@ -281,13 +296,17 @@ def ssp_select(
     foreground: (n,) bool, from :func:`ui_foreground`.
     grid_shape: (gh, gw), the image's full block grid; positions: (n, 2) int (row, col) of each token
                 on it (default: the n = gh * gw tokens of the full grid in raster order).
+    fill:       ``"grid"`` (the paper's uniform grid sampling, :func:`grid_sample`) or ``"random"`` (the
+                paper's ablation: a seeded uniform random subset, :func:`random_fill`).
 
     Budget M = max(1, floor(mu * n + 0.5)); keep the top floor(mu * n_fg) foreground tokens, then the
-    top floor(mu * rho * n_bg) background tokens (these two never exceed M), then fill up to M with
-    :func:`grid_sample` over the tokens not yet kept. Ties go to the lower index; deterministic.
+    top floor(mu * rho * n_bg) background tokens (these two never exceed M; rho = 0 drops the background
+    stratum), then fill up to M over the tokens not yet kept. Ties go to the lower index; deterministic.
     """
     mu = _options().fraction("mu", mu)
     rho = _options().unit_interval("rho", rho)
+    fill = _options().choice("fill", fill, FILLS)
+    seed = _options().seed(seed)
     imp, fg, pos, shape = _check_tokens(importance, foreground, positions, grid_shape)
     n = imp.size
     fg_idx, bg_idx = np.flatnonzero(fg), np.flatnonzero(~fg)
@@ -299,6 +318,9 @@ def ssp_select(
     bg_top = _top(imp, bg_idx, k_bg)
     taken = np.concatenate([fg_top, bg_top])
     rest = np.setdiff1d(np.arange(n), taken)
-    grid = grid_sample(pos, shape, rest, taken, budget - taken.size)
+    if fill == "grid":
+        grid = grid_sample(pos, shape, rest, taken, budget - taken.size)
+    else:
+        grid = random_fill(rest, budget - taken.size, seed, n)
     kept = np.sort(np.concatenate([taken, grid]))
     return SspSelection(kept, fg_top, bg_top, grid, int(fg_idx.size), int(bg_idx.size), budget)

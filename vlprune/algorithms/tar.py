@@ -10,7 +10,9 @@ Frame ``k = 1`` is the newest, ``k = N`` the oldest::
     w_k = gamma + (1 - gamma) * (N - k) / (N - 1)      (w = 1 when N = 1)
     q_k = B * w_k / sum(w)
 
-so the newest frame has weight 1 and the oldest weight ``gamma``. Quotas are computed in exact
+so the newest frame has weight 1 and the oldest weight ``gamma``. ``allocation="uniform"`` (the paper's
+ablation of the schedule) gives every frame ``q_k = lam * T_k`` instead: all frames scaled by the same
+factor (for frames of one size the same as ``gamma = 1``). Quotas are computed in exact
 rational arithmetic (``lam`` and ``gamma`` converted exactly), so the per-side floors below are exact
 and ``lam = gamma = 1`` keeps same-size frames whole. The rules for sides, caps and the processor's
 ``min_pixels`` floor are documented in ``docs/guipruner.md``.
@@ -67,6 +69,10 @@ def _options():
     from vlprune.methods import options  # imported here: vlprune.methods builds on this module
 
     return options
+
+
+#: how TAR splits the history budget (``tar_plan(allocation=...)``)
+ALLOCATIONS = ("linear", "uniform")
 
 
 def _exact_weights(n: int, gamma: float) -> list[Fraction]:
@@ -132,8 +138,11 @@ def tar_plan(
     family: str | FamilySpec,
     min_pixels: int | None = None,
     max_pixels: int | None = None,
+    allocation: str = "linear",
 ) -> list[TarFrame]:
     """TAR sizes for history frames of (width, height) ``sizes``, chronological (oldest first).
+
+    ``allocation``: ``"linear"`` (the paper's fading-memory quotas) or ``"uniform"`` (``q_k = lam * T_k``).
 
     ``min_pixels`` / ``max_pixels`` are the image processor's (family defaults when None); the
     processor run with the same values maps every ``target`` to itself, so its token count equals
@@ -144,6 +153,7 @@ def tar_plan(
     options = _options()
     spec = get_family(family)
     lam_f = Fraction(options.fraction("lam", lam))
+    allocation = options.choice("allocation", allocation, ALLOCATIONS)
     lo = spec.min_pixels if min_pixels is None else options.integer("min_pixels", min_pixels, minimum=1)
     hi = spec.max_pixels if max_pixels is None else options.integer("max_pixels", max_pixels, minimum=lo)
     if isinstance(sizes, (str, bytes)) or not isinstance(sizes, Sequence) or len(sizes) == 0:
@@ -156,7 +166,7 @@ def tar_plan(
     min_blocks = Fraction(lo, spec.block**2)
     plan = []
     for i, ((gh, gw), w) in enumerate(zip(grids, weights)):
-        quota = budget * w / total_w
+        quota = budget * w / total_w if allocation == "linear" else lam_f * gh * gw
         rows, cols = _scaled_grid(gh, gw, quota)
         if rows * cols < min_blocks:  # the processor would upscale it: raise it to its floor
             rows, cols = _floor_grid(gh, gw, min_blocks)
@@ -203,6 +213,7 @@ def resize_history(
     min_pixels: int | None = None,
     max_pixels: int | None = None,
     max_image_pixels: int = MAX_IMAGE_PIXELS,
+    allocation: str = "linear",
 ) -> list[Image.Image]:
     """TAR on history screenshots (paths, PIL images or uint8 arrays; chronological, oldest first;
     never the current screenshot): RGB PIL images resized once (bicubic, as the processor does)
@@ -216,7 +227,7 @@ def resize_history(
             images.append(load_image(src, max_image_pixels=max_image_pixels))
         except ImageError as exc:
             raise ImageError(f"history[{i}]: {exc}") from None
-    plan = tar_plan([im.size for im in images], lam, gamma, family, min_pixels, max_pixels)
+    plan = tar_plan([im.size for im in images], lam, gamma, family, min_pixels, max_pixels, allocation)
     return [
         im if im.size == f.target else im.resize(f.target, resample=Image.Resampling.BICUBIC)
         for im, f in zip(images, plan)

@@ -189,6 +189,12 @@ class PreViTMethod(Method):
     def select_in_context(self, grid: "BlockGrid", ctx: ImageContext | None) -> np.ndarray | Selection:
         return self.select(grid)
 
+    def vit_block(self) -> int | None:
+        """Where the kept blocks are applied: None (default) before the vision encoder, which then sees
+        only them; ``k`` after ViT block ``k`` (0-based, -1 = the last block), the encoder running on every
+        block up to there (PixelPrune §4.6.3)."""
+        return None
+
     def __call__(self, grid: "BlockGrid", ctx: ImageContext | None = None) -> Selection:
         t0 = time.perf_counter()
         out = self.select_in_context(grid, ctx)

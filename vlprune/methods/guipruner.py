@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from vlprune.algorithms.ssp import ForegroundConfig, ssp_select, ui_foreground
-from vlprune.algorithms.tar import tar_plan
+from vlprune.algorithms.ssp import FILLS, ForegroundConfig, ssp_select, ui_foreground
+from vlprune.algorithms.tar import ALLOCATIONS, tar_plan
 from vlprune.methods import options as opt
 from vlprune.methods.base import ImageContext, InputMethod, LLMMethod, LLMRow, register_method
 
@@ -28,15 +28,18 @@ class Tar(InputMethod):
 
     The history screenshots (every image of a sample but the last) share ``lam`` of their tokens, split
     by a linear fading-memory schedule (newest frame weight 1, oldest ``gamma``); each is resized to its
-    share (GUIPruner §3.2). The current screenshot is untouched."""
+    share (GUIPruner §3.2). ``allocation="uniform"`` (the paper's ablation) scales every frame by the same
+    factor instead (each keeps ``lam`` of its tokens). The current screenshot is untouched."""
 
     lam: float = 0.4
     gamma: float = 0.2
+    allocation: str = "linear"
 
     def __post_init__(self):
         super().__post_init__()
         self.lam = opt.fraction("lam", self.lam)
         self.gamma = opt.unit_interval("gamma", self.gamma)
+        self.allocation = opt.choice("allocation", self.allocation, ALLOCATIONS)
 
     def sizes(self, images: list[ImageContext]) -> list[tuple[int, int] | None]:
         history = images[:-1]
@@ -44,7 +47,7 @@ class Tar(InputMethod):
             return [None] * len(images)
         ctx = history[0]
         plan = tar_plan([(c.raw_size[1], c.raw_size[0]) for c in history], self.lam, self.gamma, ctx.family,
-                        *ctx.pixel_limits)
+                        *ctx.pixel_limits, allocation=self.allocation)
         return [(f.target[1], f.target[0]) for f in plan] + [None]
 
 
@@ -57,16 +60,21 @@ class Ssp(LLMMethod):
     screenshot's tokens receive at layer K - 1 from the text after it (mean over heads and those queries);
     keep the top ⌊mu·n_fg⌋ UI foreground tokens (edge pipeline), then the top ⌊mu·rho·n_bg⌋ background
     tokens, then fill M = round(mu·n) by uniform grid sampling. n counts the screenshot's tokens that
-    enter the LLM."""
+    enter the LLM. Ablations: ``rho=0`` keeps no background stratum; ``fill="random"`` fills the rest with
+    a seeded random subset instead of the grid."""
 
     mu: float = 0.75
     rho: float = 0.3
+    fill: str = "grid"
+    seed: int = 0
     foreground: ForegroundConfig = field(default_factory=ForegroundConfig)
 
     def __post_init__(self):
         super().__post_init__()
         self.mu = opt.fraction("mu", self.mu)
-        self.rho = opt.fraction("rho", self.rho)
+        self.rho = opt.unit_interval("rho", self.rho)
+        self.fill = opt.choice("fill", self.fill, FILLS)
+        self.seed = opt.seed(self.seed)
         if not isinstance(self.foreground, ForegroundConfig):
             raise ValueError(f"option foreground must be a ForegroundConfig, got {type(self.foreground).__name__}")
 
@@ -87,7 +95,7 @@ class Ssp(LLMMethod):
         fg_map = ui_foreground(ctx.grid.image(), ctx.grid.shape, ctx.grid.family.block, self.foreground)
         fg = fg_map.reshape(-1)[ctx.kept]
         sel = ssp_select(scores.float().cpu().numpy(), fg, self.mu, self.rho, grid_shape=ctx.grid.shape,
-                         positions=ctx.positions)
+                         positions=ctx.positions, fill=self.fill, seed=self.seed)
         strata = {"foreground": sel.fg_top, "background": sel.bg_top, "grid": sel.grid}
         return torch.from_numpy(np.asarray(sel.kept, dtype=np.int64)), strata
 
@@ -99,13 +107,17 @@ class GUIPruner(LLMMethod):
 
     ``preset`` "I" / "II" / "III" sets the history budget lam = 0.4 / 0.2 / 0.1 (default I), or ``lam`` sets it
     directly (giving both is refused); mu
-    0.75, gamma 0.2, rho 0.3 and K 2 (the first valid K on hybrid models) are the paper's."""
+    0.75, gamma 0.2, rho 0.3 and K 2 (the first valid K on hybrid models) are the paper's. ``allocation``
+    (TAR), ``fill`` / ``seed`` and ``rho=0`` (SSP) select the paper's ablations."""
 
     preset: str | None = None  # None: "I", or the history budget ``lam`` when that is given
     lam: float | None = None
     mu: float = 0.75
     gamma: float = 0.2
     rho: float = 0.3
+    allocation: str = "linear"
+    fill: str = "grid"
+    seed: int = 0
 
     def __post_init__(self):
         super().__post_init__()
@@ -118,4 +130,5 @@ class GUIPruner(LLMMethod):
 
     def components(self):
         lam = PRESETS[self.preset or "I"] if self.lam is None else self.lam
-        return (Tar(lam=lam, gamma=self.gamma), Ssp(layer=self.layer, mu=self.mu, rho=self.rho))
+        return (Tar(lam=lam, gamma=self.gamma, allocation=self.allocation),
+                Ssp(layer=self.layer, mu=self.mu, rho=self.rho, fill=self.fill, seed=self.seed))

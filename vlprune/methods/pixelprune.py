@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from vlprune.methods import options as opt
 from vlprune.methods.base import PreViTMethod, register_method
 from vlprune.algorithms.predictive import _check, predictive_select
 
@@ -26,15 +27,23 @@ class PixelPrune(PreViTMethod):
 
     order: "pred2d" (default), "raster" or "serpentine"; metric: "max", "mae" or "rmse" in [0, 1]
     pixel units; tau in [0, 1]: 0 is exact (lossless), tau > 0 is anchored near-exact matching.
+    after_block: None (default) prunes before the ViT; k applies the same keep set after ViT block k
+    (0-based; -1 = the last block, i.e. after the ViT), the ablation of §4.6.3 / Table 7.
     """
 
     order: str = "pred2d"
     metric: str = "max"
     tau: float = 0.0
+    after_block: int | None = None
 
     def __post_init__(self):
         super().__post_init__()
         self.tau = _check(self.order, self.metric, self.tau)[2]
+        if self.after_block is not None:
+            self.after_block = opt.integer("after_block", self.after_block, minimum=-1)
+
+    def vit_block(self) -> int | None:
+        return self.after_block
 
     def select(self, grid) -> np.ndarray:
         return predictive_select(grid.base, grid.geometry, grid.scale, self.order, self.metric, self.tau)

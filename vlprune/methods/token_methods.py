@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from vlprune.algorithms.diversity import max_min_diverse
+from vlprune.methods import options as opt
 from vlprune.methods.base import LLMMethod, LLMRow, PostViTMethod, TokenBudget, register_method
 
 
@@ -20,17 +21,30 @@ class DivPrune(TokenBudget, PostViTMethod):
         return max_min_diverse(features, self.budget(features.shape[0], ctx))
 
 
+class QueryRule(str):
+    """FastV's ``queries`` option value, which is also its llm-stage hook ``queries(row)``: ``"last"`` asks for
+    the last prompt token's attention row, ``"all"`` for every non-padding token's row of the batch row."""
+
+    def __call__(self, row: LLMRow) -> list[int]:
+        return [row.last] if self == "last" else list(range(row.first, row.last + 1))
+
+
 @register_method("fastv")
 @dataclass
 class FastV(TokenBudget, LLMMethod):
-    """Keep the visual tokens the last prompt token attends to most, from layer K on (FastV, Chen et al., ECCV 2024).
+    """Keep the visual tokens the prompt attends to most, from layer K on (FastV, Chen et al., ECCV 2024).
 
-    At layer K - 1 the attention each visual token receives from the last prompt token (mean over heads)
-    ranks it (§4.2); layers K .. keep the top ``retain`` of each image's visual tokens. Defaults K = 2,
-    retain = 0.5 (the paper's K = 2, R = 50 %)."""
+    At layer K - 1 each visual token is ranked by the attention it receives (mean over heads and query
+    rows); layers K .. keep the top ``retain`` of each image's visual tokens. ``queries="last"`` (default)
+    scores with the last prompt token's row, as FastV's official code does; ``queries="all"`` averages the
+    rows of every token, as the paper's §4.2 text defines the score (L query rows: L x L scores at one
+    layer). Defaults K = 2, retain = 0.5 (the paper's K = 2, R = 50 %)."""
 
-    def queries(self, row: LLMRow) -> list[int]:
-        return [row.last]
+    queries: str = QueryRule("last")
+
+    def __post_init__(self):
+        super().__post_init__()
+        self.queries = QueryRule(opt.choice("queries", self.queries, ("last", "all")))
 
     def select(self, ctx, scores, hidden):
         return self.top(scores, ctx)

@@ -253,9 +253,18 @@ class FamilyAdapter:
         sizes = [len(k) * self.merge**2 for k in kept]
         return {"position_ids": pos[rows.to(pos.device)], "cu_seqlens": cu_seqlens_from_sizes(sizes, grid_thw.device)}
 
+    # ------------------------------------------------------------------ in-ViT pruning (runtime.vit_prune)
     def vit_sequence_order(self, vkw: dict, total: int) -> np.ndarray:
         """(total,) the block at each position of the tower's hidden sequence (raster order here)."""
         return np.arange(total, dtype=np.int64)
+
+    def vit_block_windowed(self, block: int) -> bool:
+        """Whether vision block ``block`` attends within windows (``cu_window_seqlens``) instead of per image."""
+        return False
+
+    def vit_kept_segments(self, grid_thw: torch.Tensor, kept: list[np.ndarray]) -> dict:
+        """Attention segments of the kept blocks' rows: ``{"full": cu_seqlens}`` (+ ``"window"``)."""
+        return {"full": cu_seqlens_from_sizes([len(k) * self.merge**2 for k in kept])}
 
     def encode_images(self, pixel_rows: torch.Tensor, grid_thw: torch.Tensor, vkw: dict, kept_sizes: list[int]):
         """Run the vision tower on kept rows (N_kept, D) -> output with per-image ``pooler_output``."""

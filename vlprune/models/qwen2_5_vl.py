@@ -2,7 +2,9 @@
 
 The unpruned window order of each image (``get_vision_window_index``) is filtered to the kept blocks:
 a kept block stays in its original window, windows left empty disappear, and the full-attention
-layers (``fullatt_block_indexes``) see all kept patches of the image via ``cu_seqlens``.
+layers (``fullatt_block_indexes``) see all kept patches of the image via ``cu_seqlens``. Pruning inside
+the tower (after block k) uses the same kept windows from block k + 1 on; the hidden sequence is in
+window order there.
 """
 
 from __future__ import annotations
@@ -46,9 +48,9 @@ def kept_windows(grid_thw: torch.Tensor, kept: list[np.ndarray], merge: int, win
 @register_adapter
 class Qwen2_5_VLAdapter(FamilyAdapter):
     family = "qwen2.5-vl"
+    vision_helpers = (*FamilyAdapter.vision_helpers, "get_vision_window_index")
     rope_extra_keys: ClassVar[tuple[str, ...]] = ("second_per_grid_ts",)
 
-    vision_helpers = (*FamilyAdapter.vision_helpers, "get_vision_window_index")
     def vision_kwargs(self, grid_thw, rows, kept):
         kw = super().vision_kwargs(grid_thw, rows, kept)
         vc = self.config.vision_config
@@ -59,3 +61,12 @@ class Qwen2_5_VLAdapter(FamilyAdapter):
 
     def vit_sequence_order(self, vkw, total):
         return vkw["window_index"].cpu().numpy().astype(np.int64)
+
+    def vit_block_windowed(self, block):
+        return block not in self.visual.fullatt_block_indexes
+
+    def vit_kept_segments(self, grid_thw, kept):
+        vc = self.config.vision_config
+        out = super().vit_kept_segments(grid_thw, kept)
+        out["window"] = kept_windows(grid_thw.cpu(), kept, self.merge, vc.window_size, vc.patch_size)[1]
+        return out

@@ -3,8 +3,10 @@ then the LLM sequence plan (PixelPrune §3.2.3: kept tokens keep their unpruned 
 
 Order: grids from ``pixel_values`` -> ``input`` stage (resize per sample) -> ``pre_vit`` (blocks that enter
 the ViT) -> the family's vision tower on those patch rows only -> ``post_vit`` (tokens that enter the LLM,
-DeepStack features follow) -> :func:`~vlprune.models.sequence.build_sequence_plan`. Raises ``ValueError``
-on inputs it cannot prune exactly, before any model compute.
+DeepStack features follow) -> :func:`~vlprune.models.sequence.build_sequence_plan`. A pre-ViT method whose
+``vit_block()`` is ``k`` has its keep set applied inside the tower after block ``k`` instead
+(:mod:`vlprune.runtime.vit_prune`). Raises ``ValueError`` on inputs it cannot prune exactly, before any
+model compute.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from vlprune.models.sequence import ImageSpan, SequencePlan, build_sequence_plan
 from vlprune.runtime.pipeline import Pipeline
 from vlprune.runtime.post_vit import PostViTStage
 from vlprune.runtime.stats import CallStats, ImageStats
+from vlprune.runtime.vit_prune import VitPrune, resolve_block, vit_prune_hooks
 from vlprune.selection import Selection
 
 
@@ -105,6 +108,10 @@ class Preparer:
         self.sync_cuda = sync_cuda
         self.pixel_limits = pixel_limits or (adapter.spec.min_pixels, adapter.spec.max_pixels)
         self.post_vit = PostViTStage(adapter, pipeline)
+        pre = pipeline.get("pre_vit")
+        block = pre.vit_block() if pre is not None else None
+        #: the ViT block after which the pre-ViT keep set applies (None: before the ViT)
+        self.vit_block = None if block is None else resolve_block(block, len(adapter.visual.blocks), pre.name)
         #: set by ``PruningSession.process``: per image the (height, width) before the input stage resized it
         self.raw_sizes: list[tuple[int, int]] | None = None
 
@@ -124,12 +131,14 @@ class Preparer:
         images = self._images(grids, spans, pixel_values, thw, raw if raw and len(raw) == len(grids) else None)
         self._input_stage(images)
         self._pre_vit_stage(images, pixel_values)
-        pixel_rows, vit_rows, vthw = self._vit_rows(images, image_grid_thw)
-        vkw = ad.vision_kwargs(vthw, vit_rows, [im.ctx.kept for im in images])
+        vit_blocks = [im.ctx.kept if self.vit_block is None else np.arange(im.ctx.grid.n_blocks, dtype=np.int64)
+                      for im in images]
+        pixel_rows, vit_rows, vthw = self._vit_rows(images, image_grid_thw, vit_blocks)
+        vkw = ad.vision_kwargs(vthw, vit_rows, vit_blocks)
         t1 = time.perf_counter()
         self._sync()
         with self.post_vit.watch(vkw, [len(im.ctx.kept) for im in images]):
-            enc = ad.encode_images(pixel_rows, vthw, dict(vkw), [len(im.ctx.kept) for im in images])
+            enc = self._encode(pixel_rows, vthw, vkw, images, vit_blocks)
         mm_out = {"image": enc}
         n_vid = 0
         if pixel_values_videos is not None:  # videos pass through: the model's own encoder on all patches
@@ -137,7 +146,6 @@ class Preparer:
             n_vid = int(video_grid_thw.shape[0])
         self._sync()
         t2 = time.perf_counter()
-        vit_blocks = [im.ctx.kept for im in images]
         self._post_vit_stage(images, enc, input_ids, attention_mask)
 
         rope_extra = {k: extra[k] for k in ad.rope_extra_keys if extra.get(k) is not None}
@@ -236,6 +244,19 @@ class Preparer:
             im.tokens["post_vit"] = len(im.ctx.kept)
             im.stage_ms["post_vit"] = ms
 
+    def _encode(self, pixel_rows, vthw, vkw, images: list[_Image], vit_blocks: list[np.ndarray]):
+        """The vision tower on ``vit_blocks``; with an in-ViT prune, its outputs cut to each image's kept tokens."""
+        sizes = [len(b) for b in vit_blocks]
+        if self.vit_block is None:
+            return self.ad.encode_images(pixel_rows, vthw, dict(vkw), sizes)
+        prune = VitPrune(self.vit_block, [im.ctx.kept for im in images], sizes)
+        with vit_prune_hooks(self.ad, prune, vthw, vkw):
+            enc = self.ad.encode_images(pixel_rows, vthw, dict(vkw), sizes)
+        enc.pooler_output = tuple(prune.gather(list(enc.pooler_output)))
+        if getattr(enc, "deepstack_features", None):
+            enc.deepstack_features = [tuple(prune.gather(list(f))) for f in enc.deepstack_features]
+        return enc
+
     # ------------------------------------------------------------------ helpers
     def _resize(self, im: _Image, size: tuple[int, int], method: str) -> None:
         """Re-patchify one image at ``size`` (H, W) px from the processor-resized pixels (bicubic)."""
@@ -252,12 +273,12 @@ class Preparer:
         im.ctx.grid = grid
         im.ctx.kept = np.arange(grid.n_blocks, dtype=np.int64)
 
-    def _vit_rows(self, images: list[_Image], image_grid_thw):
+    def _vit_rows(self, images: list[_Image], image_grid_thw, blocks: list[np.ndarray]):
         m = self.ad.merge
         rows, vrows, voff = [], [], 0
-        for im in images:
+        for im, b in zip(images, blocks):
             src, src_off = im.source
-            local = patch_rows(im.ctx.kept, 0, m)
+            local = patch_rows(b, 0, m)
             rows.append(src[(local + src_off).to(src.device)])
             vrows.append(local + voff)
             voff += int(np.prod(im.thw))
