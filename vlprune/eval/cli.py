@@ -41,7 +41,8 @@ def _add_common(p: argparse.ArgumentParser) -> None:
                    help="default: cuda if available, else cpu (under torchrun: GPU LOCAL_RANK)")
     g.add_argument("--dtype", default="auto", choices=["auto", "bf16", "fp16", "fp32"],
                    help="weights / activations (default: bf16 on CUDA, fp32 on CPU)")
-    g.add_argument("--seed", type=int, default=0, help="random: weights' seed (default: 0)")
+    g.add_argument("--seed", type=int, default=0,
+                   help="random: weights' seed, and the sampling seed with --temperature (default: 0)")
     r = p.add_argument_group("run")
     r.add_argument("--batch-size", type=_positive, default=1, metavar="N",
                    help="samples per generate call, left padded (default: 1; per-sample times are then the batch's)")
@@ -50,6 +51,8 @@ def _add_common(p: argparse.ArgumentParser) -> None:
     r.add_argument("--limit", type=_positive, default=None, metavar="N", help="only the first N samples")
     r.add_argument("--min-pixels", type=_positive, default=None, metavar="N", help="processor min_pixels")
     r.add_argument("--max-pixels", type=_positive, default=None, metavar="N", help="processor max_pixels")
+    r.add_argument("--temperature", type=float, default=0.0, metavar="T",
+                   help="sampling temperature (default: 0 = greedy); recorded in run.json and summary.json")
     r.add_argument("--retry-failed", action="store_true",
                    help="on resume, run samples recorded as failed again (default: keep them)")
     r.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
@@ -121,6 +124,9 @@ def add_eval_parser(subparsers) -> argparse.ArgumentParser:
                         "default: all); the table still shows every row")
     u.add_argument("--benchmark", action="append", default=[], metavar="DATASET",
                    help="run only these benchmarks (repeatable; default: all)")
+    u.add_argument("--dataset-opt", action="append", default=[], metavar="[BENCH.]KEY=VALUE",
+                   help="override a dataset option of every benchmark that takes it (e.g. history_images=2), or of "
+                        "one benchmark (ocrbench.match_variant=lmms-eval); the table says so (repeatable)")
     _add_common(u)
     u.set_defaults(func=_guarded(cmd_suite), parser=u)
     return e
@@ -148,7 +154,8 @@ def _run_options(args) -> dict:
     """:class:`~vlprune.eval.config.RunOptions` from the flags ``_add_common`` defines."""
     return dict(batch_size=args.batch_size, max_new_tokens=args.max_new_tokens, limit=args.limit,
                 min_pixels=args.min_pixels, max_pixels=args.max_pixels, device=args.device, dtype=args.dtype,
-                seed=args.seed, retry_failed=args.retry_failed, progress=not args.no_progress)
+                seed=args.seed, temperature=args.temperature, retry_failed=args.retry_failed,
+                progress=not args.no_progress)
 
 
 def _dist(device):
@@ -235,7 +242,7 @@ def cmd_suite(args) -> int:
     check_run_out(args.out, [])
     suite = get_suite(args.suite)
     run = SuiteRun(args.data_root, args.model, args.out, rows=tuple(args.row), benchmarks=tuple(args.benchmark),
-                   **_run_options(args))
+                   dataset_options=_dataset_options(args.dataset_opt), **_run_options(args))
     dist = _dist(args.device)
     from vlprune.eval.distributed import shutdown
 

@@ -95,7 +95,9 @@ class RunOptions:
     min_pixels / max_pixels: the processor's resize limits (None = the model's / family's).
     device:         None = ``cuda`` if available, else ``cpu`` (one GPU per local rank under torchrun).
     dtype:          ``auto`` (bf16 on CUDA, fp32 on CPU), ``bf16``, ``fp16`` or ``fp32``.
-    seed:           weights' seed of a ``random:`` model.
+    seed:           weights' seed of a ``random:`` model; with ``temperature`` > 0 also the sampling seed.
+    temperature:    0 = greedy decoding (default); > 0 samples at this temperature (no top-k / top-p), seeded
+                    per batch from ``seed`` and the batch's first sample index (resumable).
     retry_failed:   on resume, run samples recorded as failed again instead of keeping them.
     """
 
@@ -107,6 +109,7 @@ class RunOptions:
     device: str | None = None
     dtype: str = "auto"
     seed: int = 0
+    temperature: float = 0.0
     retry_failed: bool = False
     progress: bool = True
 
@@ -118,6 +121,9 @@ class RunOptions:
                 raise EvalUsageError(f"{flag} must be >= 1, got {v}")
         if self.min_pixels and self.max_pixels and self.min_pixels > self.max_pixels:
             raise EvalUsageError(f"--min-pixels {self.min_pixels} exceeds --max-pixels {self.max_pixels}")
+        t = self.temperature
+        if isinstance(t, bool) or not isinstance(t, (int, float)) or not 0 <= t <= 100:
+            raise EvalUsageError(f"--temperature must be a number in [0, 100] (0 = greedy), got {t!r}")
         if self.dtype not in ("auto", "bf16", "fp16", "fp32"):
             raise EvalUsageError(f"--dtype {self.dtype!r}: expected auto, bf16, fp16 or fp32")
 

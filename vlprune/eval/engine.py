@@ -60,12 +60,25 @@ class _Ready:
     text: str
 
 
-def generation_config(model, max_new_tokens: int):
-    """The model's generation config with greedy decoding (``do_sample=False``, one beam) and ``max_new_tokens``."""
+def generation_config(model, max_new_tokens: int, temperature: float = 0.0):
+    """The model's generation config with ``max_new_tokens``, one beam, and greedy decoding
+    (``do_sample=False``) or, for ``temperature`` > 0, plain temperature sampling (top-k and top-p off)."""
     gen = copy.deepcopy(model.generation_config)
-    gen.do_sample, gen.num_beams, gen.max_new_tokens = False, 1, int(max_new_tokens)
-    gen.temperature = gen.top_p = gen.top_k = None
+    gen.num_beams, gen.max_new_tokens = 1, int(max_new_tokens)
+    if temperature > 0:
+        gen.do_sample, gen.temperature, gen.top_p, gen.top_k = True, float(temperature), 1.0, 0
+    else:
+        gen.do_sample = False
+        gen.temperature = gen.top_p = gen.top_k = None
     return gen
+
+
+def generation_settings(temperature: float = 0.0) -> dict:
+    """What :func:`generation_config` decodes with, for ``summary.json``."""
+    if temperature > 0:
+        return {"do_sample": True, "num_beams": 1, "temperature": float(temperature), "top_k": 0, "top_p": 1.0,
+                "skip_special_tokens": True}
+    return {"do_sample": False, "num_beams": 1, "skip_special_tokens": True}
 
 
 def _eos_ids(gen) -> set[int]:
@@ -76,13 +89,15 @@ def _eos_ids(gen) -> set[int]:
 class BatchEngine:
     """Runs batches of :class:`Item` through ``loaded.model`` inside one ``vlprune.apply`` session."""
 
-    def __init__(self, ds: EvalDataset, loaded: LoadedModel, session, method: str, max_new_tokens: int):
+    def __init__(self, ds: EvalDataset, loaded: LoadedModel, session, method: str, max_new_tokens: int,
+                 temperature: float = 0.0, seed: int = 0):
         self.ds, self.loaded, self.session, self.method = ds, loaded, session, method
         self.processor = loaded.processor
         self.processor.tokenizer.padding_side = "left"
         self.limits = resize_limits(self.processor)
         self.patch = session.adapter.spec.patch_size
-        self.gen = generation_config(loaded.model, max_new_tokens)
+        self.gen = generation_config(loaded.model, max_new_tokens, temperature)
+        self.seed = seed
         self.eos = _eos_ids(self.gen)
         self.cuda = loaded.device.startswith("cuda")
         self.cold = True
@@ -128,6 +143,8 @@ class BatchEngine:
         inputs = {k: (v.to(model.device) if hasattr(v, "to") else v) for k, v in inputs.items()}
         clock = StepClock(self.cuda)
         self.session.last = self.session.last_prepared = None
+        if self.gen.do_sample:  # reproducible and resumable: the seed depends on the batch, not on history
+            torch.manual_seed(self.seed * 1_000_003 + ready[0].item.index)
         t0 = time.perf_counter()
         with torch.inference_mode():
             out = model.generate(**inputs, generation_config=self.gen, logits_processor=LogitsProcessorList([clock]))

@@ -26,7 +26,7 @@ from typing import Callable
 from vlprune.eval.base import DatasetError, create_dataset, dataset_options
 from vlprune.eval.config import EvalConfig, EvalUsageError, MethodSpec
 from vlprune.eval.distributed import DistContext
-from vlprune.eval.engine import BatchEngine, Item
+from vlprune.eval.engine import BatchEngine, Item, generation_settings
 from vlprune.eval.modelspec import LoadedModel, load_model, resolve_device
 from vlprune.eval.outputs import PREDICTIONS, RUN, SHARDS, SUMMARY, check_run_out
 from vlprune.eval.records import (
@@ -96,6 +96,8 @@ def _identity(config: EvalConfig, spec: MethodSpec, loaded: LoadedModel, max_new
         "model": loaded.name, "method": spec.describe(), "max_new_tokens": max_new_tokens,
         "min_pixels": limits[1], "max_pixels": limits[2], "dtype": loaded.dtype,
         "seed": config.seed if loaded.random_weights else None,
+        # None when greedy, so folders written before sampling existed (no such key) stay resumable
+        "temperature": config.temperature or None, "sampling_seed": config.seed if config.temperature else None,
     }
     return json.loads(json.dumps(ident, default=str))
 
@@ -236,7 +238,7 @@ class Runner:
         with bar, RecordWriter(path) as writer, apply(loaded.model, method, processor=loaded.processor,
                                                       config=ApplyConfig(sync_cuda=loaded.device.startswith("cuda"))) as session:
             _warm_up(method, loaded.family)
-            engine = BatchEngine(ds, loaded, session, spec.key, self.max_new_tokens)
+            engine = BatchEngine(ds, loaded, session, spec.key, self.max_new_tokens, c.temperature, c.seed)
             for start in range(0, len(mine), c.batch_size):
                 for rec in engine.run(mine[start : start + c.batch_size]):
                     writer.write(rec)
@@ -255,7 +257,7 @@ class Runner:
             **loaded.describe(), method=spec.describe(), dataset_options=c.dataset_options, data=str(c.data),
             max_new_tokens=self.max_new_tokens, batch_size=c.batch_size, world_size=self.dist.world_size,
             min_pixels=self.limits[1], max_pixels=self.limits[2], seed=c.seed if loaded.random_weights else None,
-            generation={"do_sample": False, "num_beams": 1, "skip_special_tokens": True},
+            generation=generation_settings(c.temperature),
         )
         summary = method_summary(self.ds, spec.key, records, run, len(self.universe.skipped))
         write_json(folder / SUMMARY, summary)

@@ -65,6 +65,35 @@ def jsonl_records(path: Path) -> list:
     return out
 
 
+def tsv_records(path: Path) -> list[dict]:
+    """Rows of a VLMEvalKit TSV (``pandas.to_csv(sep="\\t")``: a header line, minimal quoting) as dicts of strings."""
+    import csv
+    import sys
+
+    csv.field_size_limit(sys.maxsize)  # base64 images and PDFs sit in single cells
+    try:
+        with open(path, encoding="utf-8", newline="") as f:
+            reader = csv.DictReader(f, delimiter="\t")
+            if not reader.fieldnames:
+                raise DatasetError(f"{path}: empty TSV (no header line)")
+            return [dict(r) for r in reader]
+    except (csv.Error, UnicodeDecodeError) as exc:
+        raise DatasetError(f"{path}: not a readable TSV ({exc})") from None
+
+
+def base64_image(text: Any, column: str, origin: str) -> ImageRef:
+    """An image stored base64-encoded in a TSV cell (VLMEvalKit's layout)."""
+    import base64
+    import binascii
+
+    if not isinstance(text, str) or not text.strip():
+        raise RecordError(f"column {column!r} holds no base64 image")
+    try:
+        return ImageRef(data=base64.b64decode(text, validate=False), origin=origin)
+    except (binascii.Error, ValueError) as exc:
+        raise RecordError(f"column {column!r} is not base64 ({exc})") from None
+
+
 def parquet_records(path: Path) -> list[dict]:
     """Rows of a parquet file as dicts (image columns are ``{"bytes": ..., "path": ...}`` structs)."""
     import pyarrow.parquet as pq
@@ -282,10 +311,12 @@ def choose(option: str, table: dict, what: str) -> str:
 
 
 #: short-answer instruction appended to the question (DocVQA, InfographicVQA, ChartQA), by evaluator:
-#: lmms-eval task yamls (``post_prompt`` of the default model), VLMEvalKit ``vlmeval/vlm/qwen2_vl/prompt.py``
+#: lmms-eval task yamls (``post_prompt`` of the default model), VLMEvalKit ``vlmeval/vlm/qwen2_vl/prompt.py``,
+#: and the PixelPrune authors' Qwen3-VL prompt (their bundled VLMEvalKit, ``vlmeval/vlm/qwen3_vl/prompt.py``)
 SHORT_ANSWER_PROMPTS: dict[str, str] = {
     "lmms-eval": "\nAnswer the question using a single word or phrase.",
     "vlmevalkit": "\nPlease try to answer the question with short words or phrases if possible.",
+    "qwen3-vl": "\nAnswer the question using a single word or phrase.",
 }
 
 

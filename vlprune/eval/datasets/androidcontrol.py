@@ -16,7 +16,10 @@ or its ``benchmark_resource/``), records ``{"image", "instruction", "history", "
 ``bbox`` files are scored with the element box (``click_rule="box"``, the default), the ``point`` files
 with the 0.14 distance (``click_rule="distance"``); ``improved=True`` reads
 ``android_control_high_task-improved.json`` (revised task / history and alternative ground truths).
-One screenshot per step and a text history: no history screenshots.
+The records hold one screenshot and a text history; with ``history_images=N`` the previous screenshots
+are the episode's earlier frames on disk, the convention of the public GUI-agent reproductions
+(YtShenn/VLMEvalKit_Prune_multistep_hist): a screenshot ``<episode folder>/step_<k>.<ext>`` has as history
+the existing ``step_<j>.<ext>`` files of its folder with j < k, the last N of them (oldest first).
 
 Prompt (both): Qwen2.5-VL / Qwen3-VL ``mobile_use`` agent prompt: system tool description, then the
 goal (and step instruction in low mode) and the last 4 actions. Score:
@@ -26,6 +29,7 @@ goal (and step instruction in low mode) and the last 4 actions. Score:
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -159,10 +163,6 @@ class AndroidControl(AgentDataset):
     Options = AndroidControlOptions
     missing_scores = {"type_match": 0.0, "step_match": 0.0}
 
-    def __init__(self, **options):
-        super().__init__(**options)
-        if self.options.variant == "curated" and self.prompt.history_images:
-            raise ValueError("androidcontrol variant=curated has no history screenshots; use history_images=0")
 
     # ------------------------------------------------------------------------------------------ original
     def _episode_ids(self, path: Path) -> list[int]:
@@ -274,6 +274,18 @@ class AndroidControl(AgentDataset):
             point = tuple(min(max(c, 0.0), 1.0) for c in point)
         return curated_action(name, text, point), box
 
+    def _curated_history(self, shot: Path, origin: str) -> list[ImageRef]:
+        """The last ``history_images`` earlier frames of a Curated screenshot's episode (module docstring)."""
+        n = self.prompt.history_images
+        if not n:
+            return []
+        m = re.fullmatch(r"step_(\d+)(\.[^.]+)", shot.name)
+        if m is None:
+            raise ValueError(f"history_images={n} needs screenshots named <episode folder>/step_<k>.<ext> to find "
+                             f"the episode's earlier frames; got {shot}")
+        earlier = [shot.with_name(f"step_{j}{m.group(2)}") for j in range(int(m.group(1)))]
+        return [ImageRef(path=str(p), origin=f"{origin} history {p.name}") for p in earlier if p.is_file()][-n:]
+
     def _load_curated(self, path: Path) -> LoadResult:
         file = self._curated_file(path)
         records = read_json(file, "androidcontrol", list, "a list of AndroidControl-Curated records")
@@ -287,6 +299,7 @@ class AndroidControl(AgentDataset):
                 if not shot.is_file():
                     raise FileNotFoundError(f"image {shot} not found")
                 ref = ImageRef(path=str(shot), origin=f"{file} [record {k}]")
+                history_refs = self._curated_history(shot, f"{file} [record {k}]")
                 size = ref.size()
                 bounds = r["gt_bbox"] if "gt_bbox" in r else r.get("gt_max_bbox")
                 action, box = self._curated_gt(r["gt_action"], r.get("gt_input_text"), bounds, size)
@@ -301,7 +314,7 @@ class AndroidControl(AgentDataset):
                 problems.append(LoadProblem(str(file), k, repr(exc), id=sid))
                 continue
             target = {"action": action.to_json(), "box": box, "alternatives": alts}
-            samples.append(Sample(sid, [ref], str(task), target, {"history_text": str(history or "")}))
+            samples.append(Sample(sid, [*history_refs, ref], str(task), target, {"history_text": str(history or "")}))
         if not samples and not problems:
             raise DatasetError(f"androidcontrol: {file} holds no records")
         return LoadResult(samples, problems)

@@ -52,6 +52,7 @@ from vlprune.eval.datasets._common import (
     Collector,
     FileDataset,
     RecordError,
+    choose,
     counts,
     glob_one_level,
     image_cell,
@@ -264,6 +265,14 @@ class ScreenSpotPro(_Grounding):
     group_key = "group"
     groups = PRO_GROUPS
 
+    def __init__(self, only_groups: str | tuple[str, ...] | list[str] | None = None):
+        """``only_groups``: load the items of these groups only (e.g. ``"Scientific"``, the subset of
+        PixelPrune's efficiency table); None = all."""
+        chosen = (only_groups,) if isinstance(only_groups, str) else tuple(only_groups or ())
+        for g in chosen:
+            choose(g, {k: k for k in PRO_GROUPS}, "ScreenSpot-Pro group")
+        self.only_groups = chosen
+
     def _files(self, path: Path) -> tuple[list[Path], Path]:
         if path.is_file() and path.suffix == ".json":
             return [path], path.parent.parent / "images"
@@ -286,10 +295,18 @@ class ScreenSpotPro(_Grounding):
                     grp = need(rec, "group", str)
                     if grp not in PRO_GROUPS:
                         raise RecordError(f"field 'group' must be one of {', '.join(PRO_GROUPS)}, got {grp!r}")
+                    if self.only_groups and grp not in self.only_groups:
+                        continue
                     meta = {"group": grp, "ui_type": _ui_type(rec, "ui_type"),
                             "application": need(rec, "application", str), "platform": rec.get("platform")}
                     col.add(Sample(slot.id, [image], need(rec, "instruction", str), {"bbox": box}, meta), file, i)
         return col.result(path)
+
+    def summarize(self, records: list[dict]) -> dict:
+        out = super().summarize(records)
+        if self.only_groups:
+            out["variants"] = {**out["variants"], "only_groups": list(self.only_groups)}
+        return out
 
     def extra_metrics(self, records: list[dict]) -> dict:
         by_app = group(((r.get("meta") or {}).get("application"), value(r, "correct")) for r in records)

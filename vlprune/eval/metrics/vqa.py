@@ -22,6 +22,8 @@ otherwise case-insensitive exact string equality. No comma or unit stripping.
 
 * ``lmms-eval`` (default) -- lmms-eval ``lmms_eval/tasks/chartqa/utils.py``: (prediction, target)
   in the signature's order; the prediction is stripped.
+* ``vlmevalkit`` -- VLMEvalKit ``vlmeval/dataset/utils/vqa_eval.py`` since its 2025-09-01 fix of the
+  argument order: the same as ``lmms-eval``.
 * ``qwen-vl`` -- Qwen-VL ``eval_mm/evaluate_vqa.py`` (and VLMEvalKit before 2025-09): the arguments
   swapped, so the non-zero test and the division use the prediction (GT 100, prediction 95.2 is
   correct in ``lmms-eval``, wrong here).
@@ -136,6 +138,7 @@ def _relaxed(prediction: str, target: str) -> bool:
 
 RELAXED_VARIANTS: dict[str, Callable[[str, str], bool]] = {
     "lmms-eval": lambda pred, gt: _relaxed(pred.strip(), gt),
+    "vlmevalkit": lambda pred, gt: _relaxed(pred.strip(), gt),  # since 2025-09-01: lmms-eval's order
     "qwen-vl": lambda pred, gt: _relaxed(gt, pred.strip()),
 }
 
