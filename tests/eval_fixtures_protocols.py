@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import csv
+import importlib.util
 import io
 import json
 from pathlib import Path
@@ -129,3 +130,10 @@ def write_olmocr(folder: Path, layout: str = "release") -> Path:
 
 
 PROTOCOL_FIXTURES = {"ai2d": write_ai2d, "mmlongbench-doc": write_mmlongbench, "olmocr-bench": write_olmocr}
+#: the optional ``vlprune[eval-docs]`` modules missing here (PDF pages, olmOCR-bench scoring)
+EVAL_DOCS_MISSING = [m for m in ("pymupdf", "rapidfuzz", "fuzzysearch", "bs4") if importlib.util.find_spec(m) is None]
+
+
+def usable_writers() -> dict:
+    """The writers whose datasets this environment can load and score (AI2D needs no optional module)."""
+    return {"ai2d": write_ai2d} if EVAL_DOCS_MISSING else dict(PROTOCOL_FIXTURES)

@@ -8,6 +8,7 @@ show measured cells for the rows that ran and '—' elsewhere; no accuracy is as
 
 from __future__ import annotations
 
+import importlib.util
 import json
 from fractions import Fraction
 from pathlib import Path
@@ -27,8 +28,9 @@ from vlprune.eval.metrics.choice import infer_choice
 from vlprune.eval.metrics.vqa import relaxed_accuracy
 from vlprune.eval.suites import get_suite
 
-pymupdf = pytest.importorskip("pymupdf", reason="PDF benchmarks need PyMuPDF (vlprune[eval-docs])")
-pytest.importorskip("rapidfuzz", reason="olmOCR-bench scoring needs rapidfuzz (vlprune[eval-docs])")
+_missing = [m for m in ("pymupdf", "rapidfuzz", "fuzzysearch", "bs4") if importlib.util.find_spec(m) is None]
+#: PDF pages and olmOCR-bench's scoring need the optional eval-docs dependencies
+needs_eval_docs = pytest.mark.skipif(bool(_missing), reason=f"needs vlprune[eval-docs] ({', '.join(_missing)})")
 
 
 def lines(path: Path) -> list[dict]:
@@ -100,6 +102,7 @@ def test_mmlongbench_f1_variants():
         assert f1 == pytest.approx(2 * float(recall) * precision / (float(recall) + precision))
 
 
+@needs_eval_docs
 @pytest.mark.parametrize("layout", ["pdf", "rendered"])
 def test_mmlongbench_pages_and_breakdowns(tmp_path, layout):
     ds = create_dataset("mmlongbench-doc")
@@ -115,6 +118,7 @@ def test_mmlongbench_pages_and_breakdowns(tmp_path, layout):
     assert out["unanswerable"] == 1.0 and out["chart"] == 1.0 and out["image"] == 0.0
 
 
+@needs_eval_docs
 def test_mmlongbench_missing_document_is_a_counted_problem(tmp_path):
     PROTOCOL_FIXTURES["mmlongbench-doc"](tmp_path)
     (tmp_path / "data" / "documents" / "guide.pdf").unlink()
@@ -132,6 +136,7 @@ def _test(**kw) -> dict:
     return olm.check_test({"pdf": "x.pdf", "page": 1, "id": "t", **kw})
 
 
+@needs_eval_docs
 def test_olmocr_unit_tests():
     table = _test(type="table", cell="42", up="Count", left="apples", top_heading="Count")
     assert olm.run_test(table, GOOD)
@@ -156,6 +161,7 @@ def test_olmocr_unit_tests():
         _test(type="present", text="a", colour="red")
 
 
+@needs_eval_docs
 @pytest.mark.parametrize("layout", ["release", "tsv"])
 def test_olmocr_categories_and_overall(tmp_path, layout):
     ds = create_dataset("olmocr-bench")
@@ -263,6 +269,7 @@ def test_agent_suite_shows_history_frames_and_lambda_changes_every_column(tmp_pa
     assert all(v is None for v in next(r for r in data["rows"] if r["key"] == "fastv-I")["cells"].values())
 
 
+@needs_eval_docs
 def test_document_suite_runs_seven_columns_with_per_benchmark_pixels(tmp_path):
     root, out = tmp_path / "data", tmp_path / "out"
     for name in ("ocrbench", "docvqa", "infovqa", "chartqa"):
@@ -287,6 +294,7 @@ def test_document_suite_runs_seven_columns_with_per_benchmark_pixels(tmp_path):
     assert "| Random | — | — | — | — | — | — | — | — |" in (out / "suite.md").read_text()
 
 
+@needs_eval_docs
 def test_efficiency_and_depth_suites_measure_their_columns(tmp_path, capsys):
     root, out = tmp_path / "data", tmp_path / "out"
     PROTOCOL_FIXTURES["mmlongbench-doc"](root / "mmlongbench-doc")

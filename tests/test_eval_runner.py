@@ -282,12 +282,12 @@ def test_every_registered_dataset_dry_run(tmp_path):
     docs = pytest.importorskip("eval_fixtures_docs", reason="document/grounding fixture writers not written yet")
     agents = pytest.importorskip("eval_fixtures_agents", reason="agent fixture writers not written yet")
     protocols = pytest.importorskip("eval_fixtures_protocols", reason="AI2D / MMLongBench-Doc / olmOCR writers")
-    pytest.importorskip("pymupdf", reason="MMLongBench-Doc and olmOCR-bench PDFs need PyMuPDF (vlprune[eval-docs])")
     from vlprune.eval import create_dataset, list_datasets
     from vlprune.eval.scoring import Universe
 
-    writers = {**docs.DOC_FIXTURES, **agents.AGENT_FIXTURES, **protocols.PROTOCOL_FIXTURES}
-    names = [n for n in list_datasets() if not n.startswith("toy-")]
+    writers = {**docs.DOC_FIXTURES, **agents.AGENT_FIXTURES, **protocols.usable_writers()}
+    skip = set(protocols.PROTOCOL_FIXTURES) - set(writers)  # without vlprune[eval-docs]
+    names = [n for n in list_datasets() if not n.startswith("toy-") and n not in skip]
     assert not set(names) - set(writers), f"datasets without a fixture writer: {sorted(set(names) - set(writers))}"
     for name in names:
         (tmp_path / name).mkdir()
