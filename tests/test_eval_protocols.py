@@ -8,7 +8,6 @@ show measured cells for the rows that ran and '—' elsewhere; no accuracy is as
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from fractions import Fraction
 from pathlib import Path
@@ -16,7 +15,7 @@ from pathlib import Path
 import pytest
 from eval_fixtures_agents import AGENT_FIXTURES, write_mind2web
 from eval_fixtures_docs import DOC_FIXTURES
-from eval_fixtures_protocols import PROTOCOL_FIXTURES
+from eval_fixtures_protocols import EVAL_DOCS_MISSING, PROTOCOL_FIXTURES
 
 import eval_toy
 from vlprune.eval import create_dataset
@@ -28,9 +27,9 @@ from vlprune.eval.metrics.choice import infer_choice
 from vlprune.eval.metrics.vqa import relaxed_accuracy
 from vlprune.eval.suites import get_suite
 
-_missing = [m for m in ("pymupdf", "rapidfuzz", "fuzzysearch", "bs4") if importlib.util.find_spec(m) is None]
 #: PDF pages and olmOCR-bench's scoring need the optional eval-docs dependencies
-needs_eval_docs = pytest.mark.skipif(bool(_missing), reason=f"needs vlprune[eval-docs] ({', '.join(_missing)})")
+needs_eval_docs = pytest.mark.skipif(bool(EVAL_DOCS_MISSING),
+                                     reason=f"needs vlprune[eval-docs] ({', '.join(EVAL_DOCS_MISSING)})")
 
 
 def lines(path: Path) -> list[dict]:
