@@ -79,9 +79,9 @@ def test_build_method_passes_the_options_that_apply():
     p = AnalyzeConfig(order="serpentine", tau=0.1).build_method()
     assert (p.order, p.tau) == ("serpentine", 0.1)
     assert AnalyzeConfig(method="full").options() == {}
-    assert AnalyzeConfig().options() == {"order": "pred2d", "metric": "max", "tau": 0.0}
+    assert AnalyzeConfig().options() == {"order": "pred2d", "metric": "max", "tau": 0.0, "after_block": None}
     assert AnalyzeConfig(method="random", seed=2).options() == {
-        "order": "pred2d", "metric": "max", "tau": 0.0, "retain": None, "seed": 2}
+        "order": "pred2d", "metric": "max", "tau": 0.0, "after_block": None, "retain": None, "seed": 2}
     assert AnalyzeConfig(method="uniform", retain=0.25).build_method().retain == 0.25
 
 

@@ -68,7 +68,7 @@ def test_json_options_family_tau_metric_and_baselines(capsys):
     (o,), summary = json_lines(out)
     want = vlprune.select(path, family="qwen2-vl", tau=0.05, metric="mae", order="serpentine")
     assert o["kept_indices"] == want.kept.tolist() and o["family"] == "qwen2-vl"
-    assert summary["options"] == {"order": "serpentine", "metric": "mae", "tau": 0.05}
+    assert summary["options"] == {"order": "serpentine", "metric": "mae", "tau": 0.05, "after_block": None}
 
     code, out, _ = run(capsys, path, "--json", "--method", "random", "--seed", "3")
     (o,), _ = json_lines(out)
@@ -226,7 +226,7 @@ def test_opt_sets_the_analysed_method_s_options_as_the_named_flags_do(capsys):
     assert code == 0, err
     (o,), summary = json_lines(out)
     assert o["kept_indices"] == vlprune.select(path, tau=0.05, metric="mae").kept.tolist()
-    assert summary["options"] == {"order": "pred2d", "metric": "mae", "tau": 0.05}
+    assert summary["options"] == {"order": "pred2d", "metric": "mae", "tau": 0.05, "after_block": None}
     code, out, _ = run(capsys, path, "--json", "--method", "random", "--opt", "random.retain=0.3", "--seed", "4")
     (o,), _ = json_lines(out)
     assert o["kept_indices"] == vlprune.select(path, "random", retain=0.3, seed=4).kept.tolist()
