@@ -23,17 +23,20 @@ def remove_duplicates(features: torch.Tensor, candidates: torch.Tensor, keep: in
     score first, ties in list order) followed by B. Returns the remaining indices (keep,) in list order."""
     if not 0 <= keep <= candidates.numel():
         raise ValueError(f"keep must be in [0, {candidates.numel()}], got {keep}")
-    x = torch.nn.functional.normalize(features.float(), dim=-1)
-    rest = candidates
+    if candidates.numel() <= keep:
+        return candidates
+    x = torch.nn.functional.normalize(features[candidates].float(), dim=-1)
+    sim = x @ x.T  # once: every round reads its A x B block (positions into ``candidates``)
+    rest = torch.arange(candidates.numel(), device=candidates.device)
     while rest.numel() > keep:
         r = min(ROUND, rest.numel() - keep)
         a, b = rest[0::2], rest[1::2]
         if b.numel() == 0:  # a single candidate left and keep == 0
-            return rest[:keep]
-        scores = (x[a] @ x[b].T).max(dim=1).values
+            return candidates[rest[:keep]]
+        scores = sim[a][:, b].max(dim=1).values
         order = torch.sort(scores, descending=True, stable=True).indices
         rest = torch.cat([a[order[r:]], b])
-    return rest
+    return candidates[rest]
 
 
 def vispruner_select(received: torch.Tensor, features: torch.Tensor, k: int, important_ratio: float = 0.5) -> torch.Tensor:

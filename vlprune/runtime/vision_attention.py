@@ -46,9 +46,11 @@ def received_attention(q: torch.Tensor, k: torch.Tensor, scaling: float, cu_seql
         acc = torch.zeros(e - s, dtype=torch.float32, device=q.device)
         for c in range(s, e, CHUNK):
             qc = q[c : min(c + CHUNK, e)].transpose(0, 1)  # (H, C, hd)
-            # as eager attention: scores in the model's dtype, softmax in float32
-            probs = torch.softmax((torch.matmul(qc, ks.transpose(1, 2)) * scaling).float(), dim=-1)  # (H, C, L)
-            acc += probs.sum(dim=1).mean(dim=0)
+            # scores in the model's dtype, softmax in float32 (as eager attention), in place: one
+            # (H, C, L) float32 block; column sums weighted by each row's 1 / normaliser
+            p = torch.matmul(qc, ks.transpose(1, 2)).float().mul_(scaling)
+            p.sub_(p.amax(dim=-1, keepdim=True)).exp_()
+            acc += torch.einsum("hcl,hc->l", p, p.sum(dim=-1).reciprocal_()) / p.shape[0]
         out[s:e] = acc
     return out
 
