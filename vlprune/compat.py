@@ -107,6 +107,16 @@ def model_cache_kwarg(model) -> str:
     return cache_kwarg(type(model).forward)
 
 
+# ---------------------------------------------------------------------------------------------- training
+def checkpointing_replays_hooks() -> bool:
+    """Whether gradient checkpointing re-runs a layer's module hooks in the backward pass: 5.19 checkpoints
+    ``GradientCheckpointingLayer.__call__`` (forward hooks and pre-hooks inside the checkpoint, replayed by
+    the recompute); 5.24 checkpoints ``forward`` and leaves the hooks outside. Probed, not versioned."""
+    from transformers.modeling_layers import GradientCheckpointingLayer
+
+    return "__call__" in GradientCheckpointingLayer.__dict__
+
+
 # ---------------------------------------------------------------------------------------------- probe
 def require(feature: str, checks: Iterable[tuple[str, Callable[[], bool]]] = (), *,
             allow_untested: bool = False) -> None:

@@ -25,10 +25,12 @@ import torch
 
 from vlprune import compat
 from vlprune.models.base import FamilyAdapter, get_adapter
+from vlprune.runtime.labels import check_labels, pruned_labels
 from vlprune.runtime.llm import LLMStage, transformers_checks
 from vlprune.runtime.pipeline import Pipeline, resolve_pipeline
 from vlprune.runtime.prepare import Prepared, Preparer, pixel_limits, resize_inputs
 from vlprune.runtime.stats import CallStats, ImageStats
+from vlprune.runtime.train_checks import refuse_untrainable
 
 _ACTIVE: "weakref.WeakSet[torch.nn.Module]" = weakref.WeakSet()
 _MISSING = object()
@@ -166,14 +168,22 @@ class PruningSession:
         if cache is not None and cache.get_seq_length() > 0:
             raise ValueError("images with a non-empty KV cache (past_key_values / cache: a cache continuation) "
                              "are not supported")
+        if module.training and torch.is_grad_enabled():
+            refuse_untrainable(self.pipeline, self.adapter, self.prepare.vit_block)
         self._refuse_for_llm(kwargs)
+        if kwargs.get("shift_labels") is not None:
+            raise ValueError("shift_labels cannot follow pruned tokens; pass labels (vlprune carries them)")
         call = {k: kwargs.pop(k) for k in _CALL_KEYS if k in kwargs}
+        labels = kwargs.get("labels")
+        if labels is not None and call.get("input_ids") is not None:
+            check_labels(labels, call.get("input_ids"), call.get("attention_mask"), self.adapter.image_token_id)
         extra = {k: kwargs[k] for k in self.adapter.rope_extra_keys if k in kwargs}
         prep = self._run_prepare(call, extra, "forward")
         kwargs.update(prep.kwargs)
         kwargs["position_ids"] = prep.plan.position_ids
-        if kwargs.get("labels") is not None:
-            kwargs["labels"] = prep.plan.gather(kwargs["labels"], -100)
+        if labels is not None:
+            kwargs["labels"] = pruned_labels(labels, call["input_ids"], call.get("attention_mask"), prep,
+                                             self.adapter.image_token_id)
         self.adapter.inner.rope_deltas = prep.plan.rope_deltas
         return (args, kwargs)
 
