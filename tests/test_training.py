@@ -297,7 +297,7 @@ def test_kd_forward_equals_hand_fed_student_and_unmodified_teacher():
     out = kd_forward(model, {**b, "labels": labels}, "pixelprune", config=cfg)
     out.loss.loss.backward()
     g = grads(model)
-    kept = [s.kept for s in out.session.last_prepared.selections]
+    kept = [s.kept for s in out.run.last_prepared.selections]
     ref_in = hand_fed_inputs(model, family, b, labels, kept)
     ref_labels = ref_in.pop("labels")
     assert torch.equal(out.student_labels, ref_labels)

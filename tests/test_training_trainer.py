@@ -129,3 +129,34 @@ def test_label_smoothing_and_a_second_loss_refused(tmp_path):
                        pruning=PruningArguments("pixelprune", kd=KDConfig()))
     with pytest.raises(ValueError, match="unknown"):
         PruningArguments("pixelprunee")
+
+
+@pytest.mark.skipif(importlib.util.find_spec("trl") is None, reason="TRL is not installed (pip install 'vlprune[train]')")
+def test_trl_sft_trainer_trains_pruned(tmp_path):
+    """TRL's SFTTrainer (its own collator, prompt-completion data, its fused loss) through the mixin: the first
+    logged loss is the pruned cross-entropy of the completion computed here on the collated batch."""
+    import datasets
+    from trl import SFTConfig
+
+    from vlprune.bench import random_model
+    from vlprune.processor import build_processor
+    from vlprune.samples import gui_screenshot
+    from vlprune.training import pruning_sft_trainer
+
+    proc = build_processor("qwen2-vl", max_pixels=128 * 128 * 4)
+    model = random_model("qwen2-vl", proc).train()
+    rows = [{"images": [gui_screenshot(320, 200, seed=i)],
+             "prompt": [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "Where is save?"}]}],
+             "completion": [{"role": "assistant", "content": [{"type": "text", "text": "Top left."}]}]} for i in range(2)]
+    args = SFTConfig(output_dir=str(tmp_path), per_device_train_batch_size=2, max_steps=1, report_to=[],
+                     save_strategy="no", use_cpu=True, logging_steps=1, max_length=None, learning_rate=0.0)
+    trainer = pruning_sft_trainer(model=model, args=args, train_dataset=datasets.Dataset.from_list(rows),
+                                  processing_class=proc)
+    trainer.train()
+    tokens = trainer.last_pruning.stats[0].tokens_by_stage
+    assert tokens["pre_vit"] < tokens["raw"]
+    batch = trainer.data_collator([trainer.train_dataset[i] for i in range(2)])
+    assert ((batch["labels"] != -100) & (batch["input_ids"] == proc.image_token_id)).sum() == 0
+    with torch.no_grad(), vlprune.apply(model, "pixelprune"):
+        want = model(**{k: v for k, v in batch.items() if torch.is_tensor(v)}).loss
+    assert trainer.state.log_history[0]["loss"] == pytest.approx(float(want), rel=1e-3)

@@ -21,14 +21,14 @@ from vlprune.training.kd import KDConfig, KDLoss, kd_loss
 @dataclass
 class KDOutput:
     """``loss``: the :class:`KDLoss`; ``student``: the pruned pass's model output; ``student_labels``
-    (B, Ls): the labels as they followed the kept tokens; ``teacher_logits`` (B, Lt, V); ``session``:
-    the pruning session of the student pass (stats)."""
+    (B, Ls): the labels as they followed the kept tokens; ``teacher_logits`` (B, Lt, V); ``run``:
+    the :class:`~vlprune.runtime.PruningSession` of the student pass (its stats)."""
 
     loss: KDLoss
     student: object
     student_labels: torch.Tensor
     teacher_logits: torch.Tensor
-    session: object
+    run: object
 
 
 @contextmanager
@@ -48,11 +48,11 @@ def teacher_logits(teacher: torch.nn.Module, batch: dict) -> torch.Tensor:
         return teacher(**batch).logits
 
 
-def student_labels(labels: torch.Tensor, batch: dict, session, image_token_id: int) -> torch.Tensor:
-    """``labels`` (B, L) carried into the pruned batch of the session's last call (unchanged without images)."""
+def student_labels(labels: torch.Tensor, batch: dict, run, image_token_id: int) -> torch.Tensor:
+    """``labels`` (B, L) carried into the pruned batch of ``run``'s last call (unchanged without images)."""
     if batch.get("pixel_values") is None:
         return labels
-    return pruned_labels(labels, batch["input_ids"], batch.get("attention_mask"), session.last_prepared, image_token_id)
+    return pruned_labels(labels, batch["input_ids"], batch.get("attention_mask"), run.last_prepared, image_token_id)
 
 
 def kd_forward(model, inputs: dict, method="pixelprune", *, config: KDConfig | None = None, teacher=None,

@@ -89,7 +89,7 @@ class PruningTrainerMixin:
         if teacher is not None:
             teacher.to(self.args.device).eval().requires_grad_(False)
         self._kd_batch: tuple | None = None
-        #: the pruning session of the last compute_loss (its stats)
+        #: the PruningSession of the last compute_loss (its stats)
         self.last_pruning = None
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
