@@ -25,7 +25,7 @@ from vlprune.overlay import OverlayStyle, overlay_array, render_overlay, save_re
 from vlprune.samples import SAMPLE_NAMES, make_samples
 from vlprune.algorithms.stats import unique_blocks
 from vlprune.images import ImageOptions
-from vlprune.methods.options import OptionError
+from vlprune.options import OptionError
 from vlprune.selection import Selection
 
 from corpus import first_of as corpus

@@ -16,7 +16,7 @@ from transformers.vision_utils import get_vision_window_index
 
 from vlprune.api import apply
 from vlprune.methods import create_method, keep_count
-from vlprune.methods.options import OptionError
+from vlprune.options import OptionError
 from vlprune.methods.vit_baselines import CDPruner, VisionZip
 
 SAMPLES = [

@@ -15,7 +15,7 @@ from PIL import Image
 import vlprune
 from vlprune import bench
 from vlprune.cli import main
-from vlprune.methods.options import OptionError
+from vlprune.options import OptionError
 from vlprune.bench import timing
 from vlprune.families import get_family
 

@@ -210,10 +210,13 @@ def test_resize_history_frame_at_target_is_not_resampled():
     ],
 )
 def test_resize_history_option_errors(kwargs, match):
+    """The public API checks TAR's options (the algorithm takes validated values)."""
+    import vlprune
+
     img = np.zeros((100, 100, 3), np.uint8)
     args = {"lam": 0.5, "gamma": 0.2, "family": "qwen2-vl", **kwargs}
     with pytest.raises(ValueError, match=match):
-        resize_history([img], **args)
+        vlprune.resize_history([img], **args)
 
 
 def test_resize_history_input_errors(tmp_path):
@@ -513,12 +516,18 @@ def test_ssp_large_grid_certificate():
     assert r2 <= _min_dist2(g, g, skip_self=True).min()
 
 
+@pytest.mark.parametrize("options, match", [({"mu": 0.0}, "option mu must be in \\(0, 1\\]"), ({"mu": 1.2}, "option mu"),
+                                            ({"rho": -0.5}, "option rho must be in \\[0, 1\\]")])
+def test_ssp_options_are_checked_by_the_method(options, match):
+    from vlprune.methods import create_method
+
+    with pytest.raises(ValueError, match=match):
+        create_method("ssp", **options)
+
+
 @pytest.mark.parametrize(
     "kwargs, match",
     [
-        ({"mu": 0.0}, "option mu must be in \\(0, 1\\]"),
-        ({"mu": 1.2}, "option mu"),
-        ({"rho": -0.5}, "option rho must be in \\[0, 1\\]"),
         ({"importance": np.array([1.0, np.nan, 0, 0])}, "non-finite"),
         ({"foreground": np.ones(4)}, "foreground must be a bool array"),
         ({"foreground": np.ones(3, bool)}, "foreground must be a bool array of shape \\(4,\\)"),

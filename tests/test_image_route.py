@@ -30,7 +30,7 @@ import vlprune
 from vlprune.families import get_family
 from vlprune.grid import BlockGrid
 from vlprune.images import ImageError, ImageOptions, check_image, load_image, name_of
-from vlprune.methods.options import OptionError
+from vlprune.options import OptionError
 
 from model_fixtures import image_processor
 

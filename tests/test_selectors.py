@@ -210,9 +210,9 @@ def test_exact_duplicates_are_always_dropped_and_tau_1_drops_all(order):
         for tau in (0.0, 0.05):
             assert core_select(const, np.ones(6), order, metric, tau).tolist() == [0]
         assert core_select(noise, np.ones(6), order, metric, 1.0).tolist() == [0]
-        for tau in (1 + 1e-9, 1e300, math.inf, True):
+        for tau in (1 + 1e-9, 1e300, math.inf, True):  # the method checks tau (the kernel takes it as given)
             with pytest.raises(ValueError, match="option tau must"):
-                core_select(noise, np.ones(6), order, metric, tau)
+                create_method("pixelprune", order=order, metric=metric, tau=tau)
 
 
 def test_pred2d_uses_the_upper_neighbour_when_the_rule_says_so():
@@ -551,19 +551,21 @@ def test_aspect_ratio_over_the_processor_limit():
 
 @pytest.mark.parametrize("tau", [-0.01, -math.inf, math.nan])
 def test_bad_tau(tau):
-    data = np.zeros((2, 2, 1, 3), np.uint8)
-    with pytest.raises(ValueError, match="tau"):
-        core_select(data, np.ones(3), "pred2d", "max", tau)
-    with pytest.raises(ValueError, match="tau"):
-        predictive_decode(np.array([0]), data[0, :1], (1, 1), np.ones(3), "pred2d", "max", tau)
+    """The method checks tau (the selection kernels take validated values)."""
+    with pytest.raises(ValueError, match="option tau must"):
+        create_method("pixelprune", tau=tau)
+    with pytest.raises(ValueError, match="option tau must"):
+        create_method("random", reference=PixelPrune(tau=tau))
 
 
 def test_unknown_order_metric_family():
     data = np.zeros((2, 2, 1, 3), np.uint8)
     with pytest.raises(ValueError, match="option order must be one of pred2d, raster, serpentine; got 'zigzag'"):
-        core_select(data, np.ones(3), "zigzag", "max", 0)
+        create_method("pixelprune", order="zigzag")
     with pytest.raises(ValueError, match="option metric must be one of max, mae, rmse; got 'psnr'"):
-        core_select(data, np.ones(3), "pred2d", "psnr", 0.1)
+        create_method("pixelprune", metric="psnr", tau=0.1)
+    with pytest.raises(ValueError, match="order must be one of .* got 'zigzag'"):  # the kernel's own guard
+        core_select(data, np.ones(3), "zigzag", "max", 0)
     with pytest.raises(ValueError, match="'psnr'"):
         block_distance(data[0, 0], data[0, 1], np.ones(3), "psnr")
     with pytest.raises(ValueError, match="'qwen9-vl'.*qwen3-vl"):

@@ -30,7 +30,7 @@ from vlprune.grid import BlockGrid
 from vlprune.images import ImageOptions
 from vlprune.methods import Method, PreViTMethod, create_method, list_methods
 from vlprune.methods.base import get_method_class
-from vlprune.methods.options import OptionError
+from vlprune.options import OptionError
 from vlprune.methods.pixelprune import PixelPrune
 from vlprune.selection import Selection
 

@@ -84,7 +84,7 @@ class ImageOptions:
     high_bit_depth: str | None = None
 
     def __post_init__(self):
-        from vlprune.methods import options as opt
+        from vlprune import options as opt
 
         for name in ("min_pixels", "max_pixels"):
             if getattr(self, name) is not None:
@@ -101,7 +101,7 @@ class ImageOptions:
 
     def bounds(self, family: str | FamilySpec) -> tuple[int, int]:
         """(min_pixels, max_pixels) for ``family``, the family's defaults where not set."""
-        from vlprune.methods.options import OptionError
+        from vlprune.options import OptionError
 
         spec = get_family(family)
         lo = spec.min_pixels if self.min_pixels is None else self.min_pixels

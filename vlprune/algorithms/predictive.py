@@ -25,14 +25,11 @@ _ORDER_CODE = {name: i for i, name in enumerate(ORDERS)}
 _METRIC_CODE = {name: i for i, name in enumerate(METRICS)}
 
 
-def _check(order: str, metric: str, tau: float) -> tuple[int, int, float]:
-    """Validate (with the shared option rules) and encode order / metric / tau for the kernel."""
-    from vlprune.methods import options as opt  # imported here: vlprune.methods imports this module
-
-    opt.choice("order", order, ORDERS)
-    opt.choice("metric", metric, METRICS)
-    tau = opt.unit_interval("tau", tau)  # distances are in [0, 1] pixel units; tau = 1 drops every match
-    return _ORDER_CODE[order], _METRIC_CODE[metric], tau
+def _codes(order: str, metric: str) -> tuple[int, int]:
+    """Kernel codes of ``order`` / ``metric`` (validated by the caller, e.g. :class:`PixelPrune`)."""
+    if order not in _ORDER_CODE or metric not in _METRIC_CODE:
+        raise ValueError(f"order must be one of {ORDERS} and metric one of {METRICS}, got {order!r}, {metric!r}")
+    return _ORDER_CODE[order], _METRIC_CODE[metric]
 
 
 def _bound(metric: int, tau: float, n_values: int) -> float:
@@ -169,7 +166,7 @@ def _wide_view(base: np.ndarray, L: int) -> tuple[np.ndarray, int]:
 
 
 def _run(base, geometry, kept_mask, decode, scale, order, metric, tau):
-    o, m, tau = _check(order, metric, tau)
+    (o, m), tau = _codes(order, metric), float(tau)  # tau in [0, 1]: distances are in [0, 1] pixel units
     gh, gw, R, L = geometry
     if base.ndim != 2 or not base.flags.c_contiguous or base.shape != (gh * R, gw * L):
         raise ValueError(f"block base must be a C-contiguous ({gh * R}, {gw * L}) array, got {base.shape}")

@@ -21,14 +21,9 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from vlprune import options
 from vlprune.families import FamilySpec, get_family
 from vlprune.grid import BlockGrid
-
-
-def _options():
-    from vlprune.methods import options  # imported here: vlprune.methods builds on this module
-
-    return options
 
 
 # ---------------------------------------------------------------------------------------- foreground
@@ -45,7 +40,6 @@ class ForegroundConfig:
     max_aspect: float = 50.0
 
     def __post_init__(self):
-        options = _options()
         options.integer("blur", self.blur, minimum=1)
         if self.blur % 2 == 0:
             raise ValueError(f"option blur must be an odd kernel size, got {self.blur}")
@@ -153,7 +147,7 @@ def round_half_up(x: float) -> int:
 
 def ssp_budget(n: int, mu: float) -> int:
     """M = round_half_up(mu * n), at least 1 token of a non-empty screenshot."""
-    return max(1, round_half_up(_options().fraction("mu", mu) * n))
+    return max(1, round_half_up(mu * n))
 
 
 def _top(importance: np.ndarray, pool: np.ndarray, k: int) -> np.ndarray:
@@ -303,10 +297,8 @@ def ssp_select(
     top floor(mu * rho * n_bg) background tokens (these two never exceed M; rho = 0 drops the background
     stratum), then fill up to M over the tokens not yet kept. Ties go to the lower index; deterministic.
     """
-    mu = _options().fraction("mu", mu)
-    rho = _options().unit_interval("rho", rho)
-    fill = _options().choice("fill", fill, FILLS)
-    seed = _options().seed(seed)
+    if fill not in FILLS:
+        raise ValueError(f"fill must be one of {', '.join(FILLS)}, got {fill!r}")
     imp, fg, pos, shape = _check_tokens(importance, foreground, positions, grid_shape)
     n = imp.size
     fg_idx, bg_idx = np.flatnonzero(fg), np.flatnonzero(~fg)

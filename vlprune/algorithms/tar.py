@@ -16,6 +16,9 @@ factor (for frames of one size the same as ``gamma = 1``). Quotas are computed i
 rational arithmetic (``lam`` and ``gamma`` converted exactly), so the per-side floors below are exact
 and ``lam = gamma = 1`` keeps same-size frames whole. The rules for sides, caps and the processor's
 ``min_pixels`` floor are documented in ``docs/guipruner.md``.
+
+The functions take validated options (``lam`` in (0, 1], ``gamma`` in [0, 1], ``allocation``, pixel
+bounds): the ``tar`` method and :func:`vlprune.resize_history` check them with vlprune's option rules.
 """
 
 from __future__ import annotations
@@ -65,20 +68,12 @@ class TarFrame:
         return self.target != self.full_size
 
 
-def _options():
-    from vlprune.methods import options  # imported here: vlprune.methods builds on this module
-
-    return options
-
-
 #: how TAR splits the history budget (``tar_plan(allocation=...)``)
 ALLOCATIONS = ("linear", "uniform")
 
 
 def _exact_weights(n: int, gamma: float) -> list[Fraction]:
-    options = _options()
-    n = options.integer("n", n, minimum=1)
-    g = Fraction(options.unit_interval("gamma", gamma))
+    g = Fraction(gamma)
     if n == 1:
         return [Fraction(1)]
     return [g + (1 - g) * Fraction(n - k, n - 1) for k in range(1, n + 1)]
@@ -150,12 +145,12 @@ def tar_plan(
     ``ValueError`` naming the frames that cannot shrink further), ``tokens_after <= tokens_before``,
     and a newer frame of the same size never gets fewer tokens than an older one.
     """
-    options = _options()
     spec = get_family(family)
-    lam_f = Fraction(options.fraction("lam", lam))
-    allocation = options.choice("allocation", allocation, ALLOCATIONS)
-    lo = spec.min_pixels if min_pixels is None else options.integer("min_pixels", min_pixels, minimum=1)
-    hi = spec.max_pixels if max_pixels is None else options.integer("max_pixels", max_pixels, minimum=lo)
+    lam_f = Fraction(lam)
+    if allocation not in ALLOCATIONS:
+        raise ValueError(f"allocation must be one of {', '.join(ALLOCATIONS)}, got {allocation!r}")
+    lo = spec.min_pixels if min_pixels is None else int(min_pixels)
+    hi = spec.max_pixels if max_pixels is None else int(max_pixels)
     if isinstance(sizes, (str, bytes)) or not isinstance(sizes, Sequence) or len(sizes) == 0:
         raise ValueError("sizes must be a non-empty sequence of (width, height) history frame sizes, oldest first")
     n = len(sizes)

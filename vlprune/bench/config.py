@@ -6,7 +6,7 @@ import os
 from dataclasses import dataclass, field, fields
 
 from vlprune.images import ImageOptions
-from vlprune.methods import options as opt
+from vlprune import options as opt
 
 #: The environment variable through which oneDNN reads its primitive-cache capacity (entries; its
 #: default is 1024). oneDNN reads it once per process, when its first primitive is created.
@@ -139,7 +139,7 @@ class BenchConfig:
         return self.layers is not None or self.vision_layers is not None
 
     def check(self) -> None:
-        """The run settings, with the shared option rules (:mod:`vlprune.methods.options`)."""
+        """The run settings, with the shared option rules (:mod:`vlprune.options`)."""
         for name, minimum in (("warmup", 0), ("repeats", 1), ("decode_tokens", 0)):
             opt.integer(name, getattr(self, name), minimum=minimum)
         for name in ("threads", "layers", "vision_layers"):
@@ -179,7 +179,7 @@ def build_pipelines(cfg: BenchConfig) -> list:
     spec by :func:`vlprune.runtime.resolve_pipeline`.
     """
     from vlprune.analyze import build_methods
-    from vlprune.cli.flags import FlagError
+    from vlprune.flags import FlagError
     from vlprune.methods.base import create_method, get_method_class, method_options
     from vlprune.runtime.pipeline import resolve_pipeline
 

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from vlprune.bench.config import ONEDNN_CACHE_VAR, BenchConfig, BenchError, build_pipelines, configure_onednn_cache
 from vlprune.bench.config import resolve_shape, shape_config
+from vlprune import compat
 from vlprune.bench.model import build_model
 from vlprune.bench.report import BenchResult, ImageRun, Sample
 from vlprune.bench.requests import (
@@ -43,7 +44,7 @@ class Plan:
 def _check_pipelines(meta, pipelines: list, processor) -> None:
     """Install and remove each pipeline on the meta-device model: the model-dependent checks of
     :func:`vlprune.apply` (family, the llm method's layer K on this depth) before anything is built."""
-    from vlprune.cli.flags import FlagError
+    from vlprune.flags import FlagError
     from vlprune.runtime import apply
 
     for spec, pipeline in pipelines:
@@ -197,10 +198,11 @@ def _one(model, pipeline, inputs, vt: VisionTimer, timer: Timer, peak: PeakMemor
         # the cache is made before the call, as generate does: the in-LLM stage then recognises the
         # decode steps by their cache (a cache the model made itself is not seen by its hooks)
         cache = DynamicCache(config=model.config)
+        ckw = compat.model_cache_kwarg(model)  # past_key_values up to transformers 5.23, cache from 5.24
         vt.reset()
         peak.start()
         t0 = timer.mark()
-        out = model(**inputs, past_key_values=cache, use_cache=True, logits_to_keep=1)
+        out = model(**inputs, **{ckw: cache}, use_cache=True, logits_to_keep=1)
         tok = out.logits[:, -1].argmax(-1, keepdim=True)
         t1 = timer.mark()
         mem = peak.stop()
@@ -208,15 +210,15 @@ def _one(model, pipeline, inputs, vt: VisionTimer, timer: Timer, peak: PeakMemor
         vit_ms = vt.total_ms()
         st = session.last if session is not None else None  # read now: decode steps add to llm_ms
         llm_ms = st.llm_ms if st is not None else 0.0  # the prefill's in-LLM stage only
-        cache = out.past_key_values
+        cache = compat.cache_from_output(out)
         kv = cache_bytes(cache)
         first = int(tok[0, 0])
         dec_ms = 0.0
         if cfg.decode_tokens:
             d0 = timer.mark()
             for _ in range(cfg.decode_tokens):
-                out = model(input_ids=tok, past_key_values=cache, use_cache=True, logits_to_keep=1)
-                cache = out.past_key_values
+                out = model(input_ids=tok, **{ckw: cache}, use_cache=True, logits_to_keep=1)
+                cache = compat.cache_from_output(out)
                 tok = out.logits[:, -1].argmax(-1, keepdim=True)
             d1 = timer.mark()
             dec_ms = timer.ms(d0, d1)

@@ -20,7 +20,7 @@ import sys
 PROG = "vlprune"
 
 #: command modules, in the order ``vlprune --help`` lists them
-COMMANDS = ("analyze", "demo", "bench", "listing", "samples")
+COMMANDS = ("analyze", "demo", "bench", "serve", "listing", "samples")
 
 #: names this package re-exports from its command modules (imported on first use)
 _EXPORTS = {
@@ -49,8 +49,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    passthrough = None
+    if "serve" in argv and "--" in argv[argv.index("serve"):]:  # vlprune serve ... -- <vllm serve flags>
+        cut = argv.index("--", argv.index("serve"))
+        argv, passthrough = argv[:cut], argv[cut + 1:]
     try:
         args = parser.parse_args(argv)
+        if passthrough is not None:
+            args.vllm_flags = list(args.vllm_flags) + passthrough
         if args.command is None:
             parser.print_help()
             return 2

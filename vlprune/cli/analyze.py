@@ -24,7 +24,7 @@ from vlprune.cli.common import (
 from vlprune.cli.flags import FlagError
 from vlprune.families import list_families
 from vlprune.methods import list_methods
-from vlprune.methods.options import OptionError
+from vlprune.options import OptionError
 
 CSV_COLUMNS = (
     "path", "family", "method", "height", "width", "grid_h", "grid_w", "tokens", "kept", "retain",

@@ -20,7 +20,7 @@ from vlprune.cli.common import (
 from vlprune.bench.config import ATTN
 from vlprune.cli.flags import FlagError
 from vlprune.families import list_families
-from vlprune.methods import options as opt
+from vlprune import options as opt
 
 
 def add_parser(sub) -> None:

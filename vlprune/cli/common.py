@@ -1,7 +1,7 @@
 """Argument types and flag groups shared by the commands (image options, method options, output files).
 
 Every numeric flag is parsed and then validated with the shared option validators
-(:mod:`vlprune.methods.options`), so a flag follows the Python API's rules and a bad value is a usage
+(:mod:`vlprune.options`), so a flag follows the Python API's rules and a bad value is a usage
 error (exit 2) that names the flag.
 """
 
@@ -13,10 +13,10 @@ from dataclasses import fields
 from pathlib import Path
 
 from vlprune.algorithms.predictive import METRICS, ORDERS
-from vlprune.cli.flags import FlagError, parse_method_options
+from vlprune.flags import FlagError, parse_method_options, path_arg  # noqa: F401  (path_arg: re-exported)
 from vlprune.families import get_family
 from vlprune.images import ALPHA_MODES, HIGH_BIT_DEPTH_MODES, MAX_IMAGE_PIXELS, ImageOptions
-from vlprune.methods import options as opt
+from vlprune import options as opt
 
 PROG = "vlprune"
 
@@ -24,7 +24,7 @@ PROG = "vlprune"
 # ------------------------------------------------------------------------------ argument types
 def option_type(kind, check):
     """argparse ``type`` that parses with ``kind`` and validates with ``check`` -- one of the shared
-    option validators (:mod:`vlprune.methods.options`)."""
+    option validators (:mod:`vlprune.options`)."""
 
     def parse(text: str):
         try:
@@ -138,7 +138,8 @@ def add_image_options(group) -> None:
                        help="apply the EXIF orientation (default: yes, as transformers' load_image does for files)")
     group.add_argument("--alpha", choices=ALPHA_MODES, default=None,
                        help="transparency: ignore every kind (drop) or composite every kind on white (white); "
-                            "default: as transformers loads a file (alpha band dropped, a colour key composited)")
+                            "default: as the installed transformers loads a file (alpha band dropped; a colour key "
+                            "composited on white from 5.21, kept as its colour before)")
     group.add_argument("--high-bit-depth", choices=HIGH_BIT_DEPTH_MODES, default=None,
                        help="16-bit / float images: clip at 255 as PIL and transformers do (default) or scale to 8 bits")
 

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
 
-from vlprune.methods import options as opt
+from vlprune import options as opt
 from vlprune.selection import Selection
 
 if TYPE_CHECKING:

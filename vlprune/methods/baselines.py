@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from vlprune.methods import options as opt
+from vlprune import options as opt
 from vlprune.methods.base import PreViTMethod, keep_count, register_method
 from vlprune.methods.pixelprune import PixelPrune
 from vlprune.algorithms import baselines as B

@@ -14,7 +14,7 @@ import torch
 
 from vlprune.algorithms.ssp import FILLS, ForegroundConfig, ssp_select, ui_foreground
 from vlprune.algorithms.tar import ALLOCATIONS, tar_plan
-from vlprune.methods import options as opt
+from vlprune import options as opt
 from vlprune.methods.base import ImageContext, InputMethod, LLMMethod, LLMRow, register_method
 
 #: history token budget lambda of the paper's settings (each with mu 0.75, gamma 0.2, rho 0.3, K 2)

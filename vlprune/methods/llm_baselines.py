@@ -14,7 +14,7 @@ import torch
 
 from vlprune.algorithms.dart import dart_select
 from vlprune.algorithms.mob import mob_select
-from vlprune.methods import options as opt
+from vlprune import options as opt
 from vlprune.methods.base import LLMMethod, TokenBudget, register_method
 
 

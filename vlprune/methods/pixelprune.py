@@ -6,9 +6,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from vlprune.methods import options as opt
+from vlprune import options as opt
 from vlprune.methods.base import PreViTMethod, register_method
-from vlprune.algorithms.predictive import _check, predictive_select
+from vlprune.algorithms.predictive import METRICS, ORDERS, predictive_select
 
 
 @register_method("full")
@@ -38,7 +38,9 @@ class PixelPrune(PreViTMethod):
 
     def __post_init__(self):
         super().__post_init__()
-        self.tau = _check(self.order, self.metric, self.tau)[2]
+        self.order = opt.choice("order", self.order, ORDERS)
+        self.metric = opt.choice("metric", self.metric, METRICS)
+        self.tau = opt.unit_interval("tau", self.tau)  # distances are in [0, 1]; tau = 1 drops every match
         if self.after_block is not None:
             self.after_block = opt.integer("after_block", self.after_block, minimum=-1)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from vlprune.algorithms.diversity import max_min_diverse
-from vlprune.methods import options as opt
+from vlprune import options as opt
 from vlprune.methods.base import LLMMethod, LLMRow, PostViTMethod, TokenBudget, register_method
 
 

@@ -13,7 +13,7 @@ from vlprune.algorithms.cdpruner import cdpruner_select
 from vlprune.algorithms.ranking import share
 from vlprune.algorithms.vispruner import vispruner_select
 from vlprune.algorithms.visionzip import visionzip_select
-from vlprune.methods import options as opt
+from vlprune import options as opt
 from vlprune.methods.base import PostViTMethod, TokenBudget, register_method
 from vlprune.methods.views import TokenMerge
 

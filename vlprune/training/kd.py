@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from vlprune.methods import options as opt
+from vlprune import options as opt
 
 IGNORE = -100
 

@@ -27,7 +27,7 @@ from vlprune.eval.agent.records import Action, Episode
 from vlprune.eval.base import ImageRef, PromptContext
 from vlprune.eval.coords import frame_of
 from vlprune.eval.tools import tool_system_text
-from vlprune.methods.options import choice, integer
+from vlprune.options import choice, integer
 
 _XY, _XY2, _TEXT = ("coordinate", "[x, y]"), ("coordinate2", "[x2, y2]"), ("text", '"..."')
 #: action type -> {platform: (tool action name, ((argument, value shown), ...), what it does)}

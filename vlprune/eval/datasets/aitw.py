@@ -21,12 +21,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from vlprune.eval.agent.dataset import AgentDataset, episode_of, find_images, read_json
+from vlprune.eval.datasets._agent import AgentDataset, episode_of, find_images, read_json
 from vlprune.eval.agent.prompt import PromptConfig, TaskSpec
 from vlprune.eval.agent.records import Action, Episode, RecordError, Step
 from vlprune.eval.base import ImageRef, LoadProblem, Sample, register_dataset
 from vlprune.eval.metrics import aitw as M
-from vlprune.methods.options import choice
+from vlprune.options import choice
 
 _SIMPLE = {M.PRESS_BACK: "back", M.PRESS_HOME: "home", M.PRESS_ENTER: "enter",
            M.STATUS_TASK_COMPLETE: "finish", M.STATUS_TASK_IMPOSSIBLE: "impossible"}

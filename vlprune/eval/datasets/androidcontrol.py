@@ -46,7 +46,7 @@ from vlprune.eval.agent.tfrecord import (
 )
 from vlprune.eval.base import DatasetError, ImageRef, LoadProblem, LoadResult, Sample, register_dataset
 from vlprune.eval.metrics import androidcontrol as M
-from vlprune.methods.options import choice
+from vlprune.options import choice
 
 SUBSPLITS = ("IDD", "app_unseen", "task_unseen", "category_unseen")
 _SIMPLE = {"navigate_home": "home", "navigate_back": "back", "wait": "wait"}

@@ -22,12 +22,12 @@ import ast
 from dataclasses import dataclass
 from pathlib import Path
 
-from vlprune.eval.agent.dataset import AgentDataset, episode_of, find_images, read_json
+from vlprune.eval.datasets._agent import AgentDataset, episode_of, find_images, read_json
 from vlprune.eval.agent.prompt import PromptConfig, TaskSpec
 from vlprune.eval.agent.records import Action, Episode, Step
 from vlprune.eval.base import ImageRef, LoadProblem, register_dataset
 from vlprune.eval.metrics import mind2web as M
-from vlprune.methods.options import choice
+from vlprune.options import choice
 
 SPLITS = ("task", "website", "domain")
 _IMAGE_DIRS = ("", "mind2web_images", "mind2web_imgs", "images")

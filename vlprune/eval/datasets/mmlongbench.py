@@ -68,7 +68,7 @@ class MMLongBenchDoc(TextVQA):
 
     def __init__(self, max_pages: int = 120, dpi: float = 144.0, f1_variant: str = "vlmevalkit",
                  extraction: str = "response"):
-        from vlprune.methods import options as opt
+        from vlprune import options as opt
 
         self.max_pages = opt.integer("max_pages", max_pages, minimum=1)
         self.dpi = opt.positive("dpi", dpi)

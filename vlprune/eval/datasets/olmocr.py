@@ -60,7 +60,7 @@ class OlmOCRBench(TextVQA):
     layout = "bench_data/ (*.jsonl tests + pdfs/), or VLMEvalKit olmOCRBench.tsv"
 
     def __init__(self, longest: int = 2048):
-        from vlprune.methods import options as opt
+        from vlprune import options as opt
 
         self.longest = opt.integer("longest", longest, minimum=28)
 
