@@ -179,7 +179,7 @@ def build_pipelines(cfg: BenchConfig) -> list:
     spec by :func:`vlprune.runtime.resolve_pipeline`.
     """
     from vlprune.analyze import build_methods
-    from vlprune.flags import FlagError
+    from vlprune.cli.flags import FlagError
     from vlprune.methods.base import create_method, get_method_class, method_options
     from vlprune.runtime.pipeline import resolve_pipeline
 

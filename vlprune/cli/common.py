@@ -13,7 +13,7 @@ from dataclasses import fields
 from pathlib import Path
 
 from vlprune.algorithms.predictive import METRICS, ORDERS
-from vlprune.flags import FlagError, parse_method_options, path_arg  # noqa: F401  (path_arg: re-exported)
+from vlprune.cli.flags import FlagError, parse_method_options
 from vlprune.families import get_family
 from vlprune.images import ALPHA_MODES, HIGH_BIT_DEPTH_MODES, MAX_IMAGE_PIXELS, ImageOptions
 from vlprune import options as opt
