@@ -160,7 +160,7 @@ class BenchConfig:
 
 # ---------------------------------------------------------------------------------------------- methods
 def _names(spec: str) -> list[str]:
-    from vlprune.cli.flags import FlagError
+    from vlprune.flags import FlagError
     from vlprune.methods import list_methods
 
     names = [p.strip() for p in str(spec).split("+")]
@@ -179,7 +179,7 @@ def build_pipelines(cfg: BenchConfig) -> list:
     spec by :func:`vlprune.runtime.resolve_pipeline`.
     """
     from vlprune.analyze import build_methods
-    from vlprune.cli.flags import FlagError
+    from vlprune.flags import FlagError
     from vlprune.methods.base import create_method, get_method_class, method_options
     from vlprune.runtime.pipeline import resolve_pipeline
 

@@ -2,8 +2,9 @@
 
 One module per command (``add_parser(sub)`` + ``cmd_<name>(args)``), shared argument types in
 :mod:`vlprune.cli.common`, the ``KEY=VALUE`` / ``NAME.OPTION=VALUE`` flag parser in
-:mod:`vlprune.cli.flags`; ``eval`` is :mod:`vlprune.eval.cli`. Command modules are imported when the
-parser is built, so importing this package is cheap.
+:mod:`vlprune.flags` (below the CLI: bench and eval check their flags with it too); ``eval`` is
+:mod:`vlprune.eval.cli`. Command modules are imported when the parser is built, so importing this
+package is cheap.
 
 Exit codes: 0 success; 1 some input failed (each is reported, the rest still run); 2 usage error
 (unknown method / metric / family, invalid number or option, an empty path, an output that would replace

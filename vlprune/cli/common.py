@@ -13,7 +13,7 @@ from dataclasses import fields
 from pathlib import Path
 
 from vlprune.algorithms.predictive import METRICS, ORDERS
-from vlprune.cli.flags import FlagError, parse_method_options
+from vlprune.flags import FlagError, parse_method_options, path_arg  # noqa: F401  (path_arg: re-exported)
 from vlprune.families import get_family
 from vlprune.images import ALPHA_MODES, HIGH_BIT_DEPTH_MODES, MAX_IMAGE_PIXELS, ImageOptions
 from vlprune import options as opt
@@ -46,14 +46,6 @@ def int_option(name: str, minimum: int):
 tau_type = option_type(float, lambda v: opt.unit_interval("tau", v))
 retain_type = option_type(float, lambda v: opt.fraction("retain", v))
 seed_type = option_type(int, opt.seed)
-
-
-def path_arg(text: str) -> str:
-    """argparse ``type`` of every file / folder argument: an empty value (an unset shell variable, ``--out ""``)
-    is refused instead of meaning the current folder."""
-    if not text.strip():
-        raise argparse.ArgumentTypeError("empty path (an unset shell variable?); give a file or folder name")
-    return text
 
 
 def family_type(text: str) -> str:

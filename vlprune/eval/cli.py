@@ -16,7 +16,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from vlprune.cli.common import path_arg
+from vlprune.flags import path_arg
 
 PROG = "vlprune eval"
 
@@ -139,13 +139,13 @@ def _no_subcommand(args) -> int:
 
 # ---------------------------------------------------------------------------------------------- helpers
 def _dataset_options(items: list[str]) -> dict:
-    from vlprune.cli.flags import parse_key_values
+    from vlprune.flags import parse_key_values
 
     return parse_key_values(items, "--dataset-opt")
 
 
 def _method_options(items: list[str]) -> dict:
-    from vlprune.cli.flags import parse_method_options
+    from vlprune.flags import parse_method_options
 
     return parse_method_options(items, "--opt")
 
@@ -257,7 +257,7 @@ def cmd_suite(args) -> int:
 
 # ---------------------------------------------------------------------------------------------- main
 def _usage_errors() -> tuple[type[BaseException], ...]:
-    from vlprune.cli.flags import FlagError
+    from vlprune.flags import FlagError
     from vlprune.eval.base import DatasetError
     from vlprune.eval.config import EvalUsageError
     from vlprune.eval.modelspec import ModelError

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field, fields
 
-from vlprune.cli.flags import literal, parse_assignment  # noqa: F401  (the shared flag parser, re-exported)
+from vlprune.flags import literal, parse_assignment  # noqa: F401  (the shared flag parser, re-exported)
 
 FULL = "full"
 _SPEC = re.compile(r"^[A-Za-z0-9_.-]+(\+[A-Za-z0-9_.-]+)*$")
