@@ -9,12 +9,11 @@ from vlprune.eval.base import (
     Parsed,
     PromptContext,
     Sample,
-    create_dataset,
-    list_datasets,
     register_dataset,
 )
+from vlprune.eval.catalog import create_dataset, dataset_options, list_datasets
 
 __all__ = [
     "DatasetError", "EvalDataset", "ImageRef", "LoadProblem", "LoadResult", "Parsed", "PromptContext", "Sample",
-    "create_dataset", "list_datasets", "register_dataset",
+    "create_dataset", "dataset_options", "list_datasets", "register_dataset",
 ]

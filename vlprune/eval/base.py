@@ -1,10 +1,10 @@
-"""What every evaluation dataset provides, and the registry the harness, CLI and suites share.
+"""What every evaluation dataset provides, and the registry the datasets add themselves to.
 
 A dataset is one registered class (``@register_dataset("docvqa")``) that turns the benchmark's
 published files into :class:`Sample` records and knows how that benchmark is prompted, parsed and
 scored. The runner (model, pruning methods, timing, resume) never looks inside a sample:
 
-    ds = create_dataset("docvqa")
+    ds = create_dataset("docvqa")                         # vlprune.eval.catalog (the lookups)
     loaded = ds.load("/data/docvqa")                      # LoadResult: samples + problems
     msgs = ds.messages(sample, ctx)                       # Qwen chat messages, one image entry per image
     parsed = ds.parse(raw_text, sample, ctx)              # Parsed: answer or format error
@@ -179,7 +179,8 @@ _DATASETS: dict[str, type[EvalDataset]] = {}
 
 
 def register_dataset(name: str):
-    """Class decorator: register an :class:`EvalDataset` under ``name``."""
+    """Class decorator: register an :class:`EvalDataset` under ``name`` (looked up by name with
+    :mod:`vlprune.eval.catalog`, which imports the built-in datasets first)."""
 
     def deco(cls):
         if name in _DATASETS and _DATASETS[name] is not cls:
@@ -189,31 +190,3 @@ def register_dataset(name: str):
         return cls
 
     return deco
-
-
-def _ensure_builtin() -> None:
-    import vlprune.eval.datasets  # noqa: F401  (registers the built-in datasets)
-
-
-def list_datasets(kind: str | None = None) -> list[str]:
-    _ensure_builtin()
-    return sorted(n for n, c in _DATASETS.items() if kind is None or c.kind == kind)
-
-
-def create_dataset(name: str, **options) -> EvalDataset:
-    _ensure_builtin()
-    if name not in _DATASETS:
-        raise ValueError(f"unknown dataset {name!r}; expected one of: {', '.join(list_datasets())}")
-    return _DATASETS[name](**options)
-
-
-def dataset_options(name: str) -> list[str]:
-    """The keyword options dataset ``name`` takes (``--dataset-opt KEY=VALUE``), in signature order
-    (a dataset that takes ``**options`` checks them itself and lists none here)."""
-    import inspect
-
-    _ensure_builtin()
-    if name not in _DATASETS:
-        raise ValueError(f"unknown dataset {name!r}; expected one of: {', '.join(list_datasets())}")
-    kinds = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
-    return [p.name for p in inspect.signature(_DATASETS[name]).parameters.values() if p.kind in kinds]

@@ -1,4 +1,4 @@
-"""The papers' tables as :class:`~vlprune.eval.suites.Suite` data (what ``eval suite`` runs).
+"""The papers' tables as :class:`~vlprune.eval.suite_spec.Suite` data (what ``eval suite`` runs).
 
 Main tables:
 
@@ -27,7 +27,7 @@ setting; the paper states no number). Rows are data: more baselines are added as
 
 from __future__ import annotations
 
-from vlprune.eval.suites import Benchmark, Column, Row, Suite, register_suite
+from vlprune.eval.suite_spec import Benchmark, Column, Row, Suite, register_suite
 
 PIXELPRUNE_LIMITS = dict(min_pixels=256 * 256, max_pixels=4096 * 4096)
 PIXELPRUNE_NEW_TOKENS = 512

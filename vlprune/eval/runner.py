@@ -23,7 +23,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from vlprune.eval.base import DatasetError, create_dataset, dataset_options
+from vlprune.eval.base import DatasetError
+from vlprune.eval.catalog import create_dataset, dataset_options
 from vlprune.eval.config import EvalConfig, EvalUsageError, MethodSpec
 from vlprune.eval.distributed import DistContext
 from vlprune.eval.engine import BatchEngine, Item, generation_settings

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 from vlprune.eval.config import EvalUsageError
 
 if TYPE_CHECKING:
-    from vlprune.eval.suites import Column, Suite
+    from vlprune.eval.suite_spec import Column, Suite
 
 
 def _metric(summary: dict, path: str, where: str, source: str = "metrics"):

@@ -1,4 +1,5 @@
-"""Built-in benchmarks; importing this package registers them."""
+"""Built-in benchmarks, one module each; importing this package registers them (looked up by name with
+:mod:`vlprune.eval.catalog`)."""
 
 from vlprune.eval.datasets import (  # noqa: F401
     ai2d,

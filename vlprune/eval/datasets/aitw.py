@@ -21,7 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from vlprune.eval.agent.dataset import AgentDataset, episode_of, find_images, read_json
+from vlprune.eval.datasets._agent import AgentDataset, episode_of, find_images, read_json
 from vlprune.eval.agent.prompt import PromptConfig, TaskSpec
 from vlprune.eval.agent.records import Action, Episode, RecordError, Step
 from vlprune.eval.base import ImageRef, LoadProblem, Sample, register_dataset

@@ -33,7 +33,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from vlprune.eval.agent.dataset import AgentDataset, read_json
+from vlprune.eval.datasets._agent import AgentDataset, read_json
 from vlprune.eval.agent.prompt import PromptConfig, TaskSpec
 from vlprune.eval.agent.records import Action, Episode, RecordError, Step
 from vlprune.eval.agent.tfrecord import (

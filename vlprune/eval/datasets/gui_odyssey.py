@@ -23,7 +23,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from vlprune.eval.agent.dataset import AgentDataset, episode_of, read_json
+from vlprune.eval.datasets._agent import AgentDataset, episode_of, read_json
 from vlprune.eval.agent.prompt import PromptConfig, TaskSpec
 from vlprune.eval.agent.records import OPPOSITE, Action, Episode, RecordError, Step, swipe_direction
 from vlprune.eval.base import DatasetError, ImageRef, LoadProblem, register_dataset

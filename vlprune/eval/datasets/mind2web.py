@@ -22,7 +22,7 @@ import ast
 from dataclasses import dataclass
 from pathlib import Path
 
-from vlprune.eval.agent.dataset import AgentDataset, episode_of, find_images, read_json
+from vlprune.eval.datasets._agent import AgentDataset, episode_of, find_images, read_json
 from vlprune.eval.agent.prompt import PromptConfig, TaskSpec
 from vlprune.eval.agent.records import Action, Episode, Step
 from vlprune.eval.base import ImageRef, LoadProblem, register_dataset
