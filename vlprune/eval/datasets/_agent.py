@@ -66,6 +66,12 @@ class AgentDataset(EvalDataset):
 
     # ------------------------------------------------------------------------------------------ loading
     def read_episodes(self, path: Path) -> tuple[list[Episode], list[LoadProblem]]:
+        """The episodes of ``path`` in the dataset's order, and the entries that could not be read.
+
+        A problem's ``position`` counts the steps of the returned episodes that come before it in that
+        order (:meth:`load` turns it into the number of samples before it, so its record stands at the
+        entry's place); None puts it after every sample.
+        """
         raise NotImplementedError
 
     def target(self, episode: Episode, step: Step) -> dict:
@@ -87,16 +93,24 @@ class AgentDataset(EvalDataset):
             raise DatasetError(f"{self.name}: {path} does not exist")
         episodes, problems = self.read_episodes(path)
         samples, seen = [], set()
+        before: list[int] = []  # step k of the episodes, in order -> samples made before it
         for ep in episodes:
-            for i, view in step_views(ep, self.prompt):
-                step = ep.steps[i]
+            views = dict(step_views(ep, self.prompt))
+            for i, step in enumerate(ep.steps):
+                before.append(len(samples))
+                if i not in views:  # an unscored step: history only
+                    continue
                 sid = f"{ep.id}:{step.id}"
                 if sid in seen:
                     raise DatasetError(f"{self.name}: {path}: sample id {sid!r} occurs twice")
                 seen.add(sid)
                 meta = self.sample_meta(ep, step)
-                meta["history"] = [a.to_json() for a in view.history]
-                samples.append(Sample(sid, view.images, self.question(ep, step), self.target(ep, step), meta))
+                meta["history"] = [a.to_json() for a in views[i].history]
+                samples.append(Sample(sid, views[i].images, self.question(ep, step), self.target(ep, step), meta))
+        before.append(len(samples))
+        problems = [p if p.position is None else
+                    dataclasses.replace(p, position=before[p.position] if 0 <= p.position < len(before) else None)
+                    for p in problems]
         if not samples and not any(p.counted for p in problems):
             detail = f" ({len(problems)} records skipped, e.g. {problems[0]})" if problems else ""
             raise DatasetError(f"{self.name}: no steps to evaluate under {path}{detail}")

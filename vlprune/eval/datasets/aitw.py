@@ -101,7 +101,7 @@ class AITW(AgentDataset):
         data = read_json(file, "aitw", dict, f"aitw_data_{self.options.split}.json = {{category: [episode, ...]}}")
         root = file.parent
         images = Path(self.options.image_dir) if self.options.image_dir else None
-        episodes, problems, index = [], [], 0
+        episodes, problems, index, kept = [], [], 0, 0  # kept: steps of the episodes so far
         for category, eps in data.items():
             for e, ep_steps in enumerate(eps):
                 steps, ep_id, goal = [], None, None
@@ -115,7 +115,7 @@ class AITW(AgentDataset):
                         if not shot.is_file():
                             problems.append(LoadProblem(str(file), index, f"{where}: image {shot} not found "
                                                         "(skipped, as aitw_test.py does)", counted=False,
-                                                        id=f"{raw.get('ep_id')}:{k}"))
+                                                        id=f"{raw.get('ep_id')}:{k}", position=kept + len(steps)))
                             continue
                         action, ref, boxes = parse_step(raw)
                         ep_id, goal = ep_id or str(raw["ep_id"]), goal or raw["goal"]
@@ -125,11 +125,12 @@ class AITW(AgentDataset):
                                           action, meta=gt))
                     except (KeyError, TypeError, ValueError) as exc:
                         problems.append(LoadProblem(str(file), index, f"{where}: {exc!r}", id=f"{raw.get('ep_id')}:{k}"
-                                                    if isinstance(raw, dict) else None))
+                                                    if isinstance(raw, dict) else None, position=kept + len(steps)))
                     finally:
                         index += 1
                 if steps:
                     episodes.append(Episode(ep_id, goal, steps, {"category": category}))
+                    kept += len(steps)
         return episodes, problems
 
     @staticmethod

@@ -182,6 +182,7 @@ class AndroidControl(AgentDataset):
             raise DatasetError(f"androidcontrol: no android_control-000NN-of-000MM shards in {path}")
         wanted = set(self._episode_ids(path))
         episodes, problems, found = [], [], set()
+        kept = 0  # steps of the episodes so far
         for shard in shards:
             try:
                 for index, rec in enumerate(read_records(shard, "GZIP", self.options.verify_crc)):
@@ -189,22 +190,26 @@ class AndroidControl(AgentDataset):
                         ex = parse_example(rec)
                         ep_id = int(ex["episode_id"][0])
                     except (TFRecordError, KeyError, IndexError) as exc:
-                        problems.append(LoadProblem(str(shard), index, f"unreadable Example ({exc!r})"))
+                        problems.append(LoadProblem(str(shard), index, f"unreadable Example ({exc!r})",
+                                                    position=kept))
                         continue
                     if ep_id not in wanted:
                         continue
                     found.add(ep_id)
-                    ep = self._episode(ex, ep_id, shard, index, problems)
+                    ep = self._episode(ex, ep_id, shard, index, problems, kept)
                     if ep is not None:
                         episodes.append(ep)
+                        kept += len(ep.steps)
             except TFRecordError as exc:
-                problems.append(LoadProblem(str(shard), None, f"shard unreadable from here on: {exc}"))
+                problems.append(LoadProblem(str(shard), None, f"shard unreadable from here on: {exc}", position=kept))
         for ep_id in sorted(wanted - found):
             problems.append(LoadProblem(str(path / "splits.json"), None, f"episode {ep_id} not found in any shard",
                                         id=str(ep_id)))
         return episodes, problems
 
-    def _episode(self, ex: dict, ep_id: int, shard: Path, index: int, problems: list) -> Episode | None:
+    def _episode(self, ex: dict, ep_id: int, shard: Path, index: int, problems: list, kept: int) -> Episode | None:
+        """Episode ``ep_id`` of one Example, or None; problems go to ``problems`` at their place
+        (``kept``: steps read before this episode)."""
         where = f"{shard.name} [record {index}] episode {ep_id}"
         try:
             goal = ex["goal"][0].decode("utf-8")
@@ -218,7 +223,7 @@ class AndroidControl(AgentDataset):
             if self.options.mode == "low" and len(instr) != len(actions):
                 raise RecordError(f"{len(instr)} step_instructions for {len(actions)} actions")
         except (KeyError, IndexError, UnicodeDecodeError, RecordError) as exc:
-            problems.append(LoadProblem(str(shard), index, f"episode {ep_id}: {exc!r}", id=str(ep_id)))
+            problems.append(LoadProblem(str(shard), index, f"episode {ep_id}: {exc!r}", id=str(ep_id), position=kept))
             return None
         steps = []
         for i, raw in enumerate(actions):
@@ -232,7 +237,7 @@ class AndroidControl(AgentDataset):
                     meta["elements"] = element_boxes(trees[i], size)
             except (ValueError, KeyError, TFRecordError) as exc:
                 problems.append(LoadProblem(str(shard), index, f"episode {ep_id} step {i}: {exc!r}",
-                                            id=f"{ep_id}:{i}"))
+                                            id=f"{ep_id}:{i}", position=kept + len(steps)))
                 continue
             ref = ImageRef(data=shots[i], origin=f"{where} screenshot {i}")
             steps.append(Step(str(i), ref, action, instruction=instr[i] if i < len(instr) else None, meta=meta))
@@ -311,7 +316,7 @@ class AndroidControl(AgentDataset):
                 task = r.get("revised_task", r["instruction"]) if self.options.improved else r["instruction"]
                 history = r.get("revised_memory", r.get("history", "")) if self.options.improved else r.get("history", "")
             except (KeyError, TypeError, ValueError, OSError) as exc:
-                problems.append(LoadProblem(str(file), k, repr(exc), id=sid))
+                problems.append(LoadProblem(str(file), k, repr(exc), id=sid, position=len(samples)))
                 continue
             target = {"action": action.to_json(), "box": box, "alternatives": alts}
             samples.append(Sample(sid, [*history_refs, ref], str(task), target, {"history_text": str(history or "")}))

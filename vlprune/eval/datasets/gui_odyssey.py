@@ -104,7 +104,7 @@ class GUIOdyssey(AgentDataset):
         names = read_json(split_file, "gui-odyssey", dict, '{"train": [...], "test": [annotation files]}').get("test")
         if not isinstance(names, list):
             raise DatasetError(f"gui-odyssey: {split_file}: no 'test' list of annotation files")
-        episodes, problems = [], []
+        episodes, problems, kept = [], [], 0  # kept: steps of the episodes so far
         for e, name in enumerate(names):
             file = anno_dir / name
             try:
@@ -113,7 +113,7 @@ class GUIOdyssey(AgentDataset):
                 meta = {"category": task["category"], "step_length": int(data["step_length"])}
                 goal = task["instruction"]
             except (OSError, json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
-                problems.append(LoadProblem(str(split_file), e, f"annotation {file}: {exc!r}"))
+                problems.append(LoadProblem(str(split_file), e, f"annotation {file}: {exc!r}", position=kept))
                 continue
             steps = []
             for k, st in enumerate(data.get("steps", [])):
@@ -129,9 +129,11 @@ class GUIOdyssey(AgentDataset):
                     steps.append(Step(sid, ImageRef(path=str(shot), origin=str(shot)), action, instruction=low,
                                       meta={"command": command, "sam2_bbox": st.get("sam2_bbox") or []}))
                 except (KeyError, TypeError, ValueError, OSError) as exc:
-                    problems.append(LoadProblem(str(file), k, f"step {k}: {exc!r}", id=f"{ep_id}:{sid}"))
+                    problems.append(LoadProblem(str(file), k, f"step {k}: {exc!r}", id=f"{ep_id}:{sid}",
+                                                position=kept + len(steps)))
             if steps:
                 episodes.append(Episode(ep_id, goal, steps, meta))
+                kept += len(steps)
         return episodes, problems
 
     def question(self, episode, step):

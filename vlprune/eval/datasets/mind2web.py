@@ -73,20 +73,21 @@ class Mind2Web(AgentDataset):
         file = path / name if path.is_dir() else path
         data = read_json(file, "mind2web", list, f"{name} = [episode, ...] + <annotation_id>-<action_uid>.jpg")
         images = Path(self.options.image_dir) if self.options.image_dir else None
-        episodes, problems = [], []
+        episodes, problems, kept = [], [], 0  # kept: steps of the episodes so far
         for e, ep in enumerate(data):
             try:
                 ann, goal = str(ep["annotation_id"]), ep["confirmed_task"]
                 raw_steps = ep["actions"]
             except (KeyError, TypeError) as exc:
-                problems.append(LoadProblem(str(file), e, f"episode without {exc}"))
+                problems.append(LoadProblem(str(file), e, f"episode without {exc}", position=kept))
                 continue
             steps = []
             for k, st in enumerate(raw_steps):
                 sid = f"{ann}:{st.get('action_uid')}" if isinstance(st, dict) else None
 
                 def skip(reason, counted=False):
-                    problems.append(LoadProblem(str(file), e, f"step {k}: {reason}", counted=counted, id=sid))
+                    problems.append(LoadProblem(str(file), e, f"step {k}: {reason}", counted=counted, id=sid,
+                                                position=kept + len(steps)))
 
                 try:
                     uid, op = str(st["action_uid"]), st["operation"]["original_op"]
@@ -121,6 +122,7 @@ class Mind2Web(AgentDataset):
                     skip(f"{exc!r}", counted=True)
             if steps:
                 episodes.append(Episode(ann, goal, steps, {k: ep.get(k) for k in self.episode_meta}))
+                kept += len(steps)
         return episodes, problems
 
     def sample_meta(self, episode, step):
