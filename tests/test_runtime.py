@@ -11,6 +11,8 @@ transformers contract the hooks rely on; bad input refused before anything runs.
 from __future__ import annotations
 
 import dataclasses
+import math
+from fractions import Fraction
 
 import pytest
 import torch
@@ -20,7 +22,7 @@ from model_fixtures import (
 
 from vlprune.api import apply
 from vlprune.grid import BlockGrid
-from vlprune.methods import STAGES, create_method, keep_count, list_methods
+from vlprune.methods import STAGES, create_method, list_methods
 from vlprune.methods.base import get_method_class
 
 #: non-default options where a method has more than the generic ``retain`` / ``seed``
@@ -30,6 +32,12 @@ ALT_OPTIONS = {
     "ssp": {"mu": 0.5, "rho": 0.5},
     "guipruner": {"preset": "III"},
 }
+
+
+def kept_of(n: int, retain: str) -> int:
+    """Tokens a ``retain`` share keeps of ``n``, computed here in exact fractions: round half up,
+    never zero (``max(1, floor(retain * n + 1/2))``; 5 at 1/2 keeps 3, 11 keeps 6, 1 keeps 1)."""
+    return max(1, math.floor(Fraction(retain) * n + Fraction(1, 2)))
 
 
 def _alt(name: str) -> dict:
@@ -264,7 +272,7 @@ def test_tokens_by_stage_three_stages(family):
         t = s.tokens_by_stage
         assert list(t) == ["raw", "pre_vit", "post_vit", "llm"]
         assert t["raw"] == g.n_blocks and t["pre_vit"] == pp(g).n_kept
-        assert t["post_vit"] == keep_count(t["pre_vit"], 0.5) and t["llm"] == keep_count(t["post_vit"], 0.5)
+        assert t["post_vit"] == kept_of(t["pre_vit"], "1/2") and t["llm"] == kept_of(t["post_vit"], "1/2")
         assert set(s.kept_blocks) <= set(s.vit_blocks) and len(s.kept_blocks) == t["llm"]
         assert s.tokens_after == t["llm"] and s.retain == t["llm"] / t["raw"]
     prompts = run.last.flops_prompts()
@@ -426,7 +434,7 @@ def test_history_retain_splits_the_budget(name):
     for s in run.stats:
         last = s.order == sum(1 for x in run.stats if x.sample == s.sample) - 1
         n = s.tokens_by_stage[prev]
-        assert s.tokens_by_stage[stage] == keep_count(n, 0.75 if last else 0.25)
+        assert s.tokens_by_stage[stage] == kept_of(n, "3/4" if last else "1/4")
 
 
 def test_select_stays_a_function_after_importing_the_algorithms():
