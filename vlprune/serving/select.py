@@ -59,6 +59,8 @@ def select_rows(pixel_values: torch.Tensor, image_grid_thw: torch.Tensor, method
             keep = np.asarray(sel.kept, dtype=np.int64)
             if sel.resized is not None:
                 src, g = resample_rows(grid, sel.resized, spec, mean, std)
+                if not pixel_values.dtype.is_floating_point:  # raw levels (vLLM normalises on the device)
+                    src = src.round()
                 src, src_off = src.to(pixel_values.dtype), 0
         n_blocks = g[1] * g[2] // (m * m)
         mask = np.zeros(n_blocks, dtype=bool)
