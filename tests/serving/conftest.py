@@ -41,7 +41,7 @@ def stock(ckpt, fam):
 
 
 @pytest.fixture(scope="module")
-def plugin(ckpt, fam, stock):  # after the stock engine: one engine starts at a time
+def plugin(ckpt, fam):  # tests that need both list ``stock`` first: one engine starts at a time
     from harness import close, engine
 
     llm = engine(ckpt, fam, method="pixelprune")
