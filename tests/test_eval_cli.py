@@ -135,7 +135,11 @@ def test_paper_suites_follow_the_papers_tables():
     guip = [r for r in agents.rows if r.method == "guipruner"]
     assert [(r.key, r.options) for r in guip] == [(f"guipruner-{s}", {"guipruner": {"preset": s}}) for s in ("I", "II", "III")]
     assert {r.options["fastv"]["history_retain"] for r in agents.rows if r.method == "fastv"} == {0.4, 0.2, 0.1}
-    assert len(agents.rows) == 1 + 3 * 4
+    # the paper's baselines (DivPrune, CDPruner, FastV, MoB) at each setting's budget, then GUIPruner rows
+    for m in ("divprune", "cdpruner", "fastv", "mob"):
+        assert [r.options[m] for r in agents.rows if r.method == m] == [
+            {"retain": 0.75, "history_retain": h} for h in (0.4, 0.2, 0.1)], m
+    assert len(agents.rows) == 1 + 3 * 6
     assert agents.row("fastv-II").options == {"fastv": {"retain": 0.75, "history_retain": 0.2}}
     assert docs.row("PixelPrune").key == "pixelprune"
     with pytest.raises(EvalUsageError, match="3 rows have this label; give a key"):

@@ -242,7 +242,9 @@ def _guipruner_rows() -> tuple[Row, ...]:
         budget = {"retain": GUIPRUNER_CURRENT, "history_retain": hist}
         rows += [
             Row(f"divprune-{name}", "DivPrune", "divprune", {"divprune": budget}, group),
+            Row(f"cdpruner-{name}", "CDPruner", "cdpruner", {"cdpruner": budget}, group),
             Row(f"fastv-{name}", "FastV", "fastv", {"fastv": budget}, group),
+            Row(f"mob-{name}", "MoB", "mob", {"mob": budget}, group),
             Row(f"guipruner-{name}", "GUIPruner", "guipruner", {"guipruner": {"preset": name}}, group),
             Row(f"pixelprune+guipruner-{name}", "PixelPrune + GUIPruner", "pixelprune+guipruner",
                 {"guipruner": {"preset": name}}, group),

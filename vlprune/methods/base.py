@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, ClassVar
 import numpy as np
 
 from vlprune import options as opt
+from vlprune.methods.views import LLMRow
 from vlprune.selection import Selection
 
 if TYPE_CHECKING:
@@ -255,20 +256,6 @@ class PostViTMethod(Method):
         """features: (n, D) float; returns kept local indices (sorted, unique, in [0, n)), or a
         :class:`~vlprune.methods.views.TokenMerge` when kept tokens carry merged features."""
         raise NotImplementedError
-
-
-@dataclass
-class LLMRow:
-    """One batch row of the LLM sequence at the scoring layer (columns of the pre-LLM-prune sequence).
-
-    images: per image of the row, its (start, end) column span (kept visual tokens, in order);
-    first / last: the first and last non-padding columns.
-    """
-
-    sample: int
-    images: list[tuple[int, int]]
-    first: int
-    last: int
 
 
 @dataclass

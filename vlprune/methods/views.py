@@ -4,6 +4,7 @@
 * :class:`VisionAttention` -- per token of one image, the attention it receives at one vision-tower block
   and that block's keys (VisionZip, VisPruner), filled by the runtime when a post-ViT method asks;
 * :func:`instruction_columns` -- which tokens of a sample are an image's instruction (CDPruner, DART, MoB);
+* :class:`LLMRow` -- one batch row's image spans at the scoring layer (every in-LLM method);
 * :class:`LLMRowView` -- the whole batch row at the in-LLM pruning layer (DART, MoB);
 * :class:`TokenMerge` -- a post-ViT result that merges tokens instead of only dropping them (VisionZip).
 """
@@ -11,12 +12,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
-
 import torch
-
-if TYPE_CHECKING:
-    from vlprune.methods.base import LLMRow
 
 
 @dataclass
@@ -51,16 +47,30 @@ def instruction_columns(input_ids: torch.Tensor, valid: torch.Tensor | None, aft
 
 
 @dataclass
+class LLMRow:
+    """One batch row of the LLM sequence at the scoring layer (columns of the pre-LLM-prune sequence).
+
+    images: per image of the row, its (start, end) column span (kept visual tokens, in order);
+    first / last: the first and last non-padding columns.
+    """
+
+    sample: int
+    images: list[tuple[int, int]]
+    first: int
+    last: int
+
+
+@dataclass
 class LLMRowView:
     """The batch row an image belongs to, at the in-LLM pruning layer K.
 
-    row: its :class:`~vlprune.methods.base.LLMRow`; span: (start, end) of this image's tokens;
+    row: its :class:`LLMRow`; span: (start, end) of this image's tokens;
     hidden: (L', D) the row's layer-K input; key_norms: (L',) L1 norms of layer K - 1's keys (every
     key head concatenated, after the q/k norm and rotary embedding, as the KV cache holds them) when the
     method set ``needs_key_norms``, else None; instruction: (T,) columns of the image's instruction
     (:func:`instruction_columns`); final_norm: the text model's final norm module."""
 
-    row: "LLMRow"
+    row: LLMRow
     span: tuple[int, int]
     hidden: torch.Tensor
     key_norms: torch.Tensor | None

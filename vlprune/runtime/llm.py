@@ -28,7 +28,7 @@ from vlprune.methods.base import LLMMethod, LLMRow
 from vlprune.methods.views import LLMRowView, instruction_columns
 from vlprune.models.base import FamilyAdapter
 from vlprune.runtime.attention import attention_rows, key_norms
-from vlprune.runtime.prepare import check_local_indices
+from vlprune.runtime.checks import check_local_indices
 
 _MASK_BUILDERS = {
     "full_attention": create_causal_mask,

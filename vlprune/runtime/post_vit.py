@@ -18,6 +18,7 @@ import torch
 from vlprune.methods.base import ImageContext, PostViTMethod
 from vlprune.methods.views import TokenMerge, instruction_columns
 from vlprune.models.base import FamilyAdapter
+from vlprune.runtime.checks import check_local_indices
 from vlprune.runtime.vision_attention import VisionAttentionTap, resolve_vision_layer
 
 
@@ -69,8 +70,6 @@ class PostViTStage:
         """Select (or merge) each image's tokens in ``enc`` (in place: ``pooler_output``, DeepStack features)
         and its ``ctx.kept``. Returns per image the selection ms (its share of the attention rows and
         instruction embeddings included)."""
-        from vlprune.runtime.prepare import check_local_indices  # prepare builds on this module
-
         m = self.method
         shared_ms = self._inputs(contexts, spans, input_ids, attention_mask)
         pooled = list(enc.pooler_output)
