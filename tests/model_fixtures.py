@@ -7,6 +7,9 @@ Qwen2-VL image processor (PIL backend) configured for each family, so row layout
 
 from __future__ import annotations
 
+import math
+from fractions import Fraction
+
 import numpy as np
 import torch
 
@@ -16,6 +19,13 @@ from vlprune.models.configs import TINY_PAD, TINY_TOKENS, build_model
 FAMILIES = ["qwen2-vl", "qwen2.5-vl", "qwen3-vl", "qwen3.5"]
 IMG, VID, VS, VE = (TINY_TOKENS[k] for k in ("image_token_id", "video_token_id", "vision_start_token_id",
                                               "vision_end_token_id"))
+
+
+def kept_of(n: int, retain: str) -> int:
+    """Tokens a ``retain`` share keeps of ``n``, computed here in exact fractions: round half up,
+    never zero (``max(1, floor(retain * n + 1/2))``; 5 at 1/2 keeps 3, 11 keeps 6, 1 keeps 1)."""
+    return max(1, math.floor(Fraction(retain) * n + Fraction(1, 2)))
+
 
 _MODELS: dict = {}
 

@@ -11,11 +11,11 @@ from dataclasses import dataclass
 
 import pytest
 import torch
-from model_fixtures import FAMILIES, build_batch, image_processor, synthetic_image, tiny_model
+from model_fixtures import FAMILIES, build_batch, image_processor, kept_of, synthetic_image, tiny_model
 from transformers.vision_utils import get_vision_window_index
 
 from vlprune.api import apply
-from vlprune.methods import create_method, keep_count
+from vlprune.methods import create_method
 from vlprune.options import OptionError
 from vlprune.methods.vit_baselines import CDPruner, VisionZip
 
@@ -145,7 +145,7 @@ def test_visionzip_merge_reaches_the_llm_with_deepstack():
 
     want_pooled, want_deep, merged = [], [[] for _ in deep], 0
     for i, (va, s) in enumerate(zip(tap.per_image(), run.stats)):
-        k = keep_count(sizes[i], 0.5)
+        k = kept_of(sizes[i], "1/2")
         kept, src, dst, w = visionzip_select(va.received, va.keys, k, min(int(k * 0.5 + 0.5), k - 1))
         assert s.kept_blocks.tolist() == kept.tolist()
         merged += int(src.numel() > kept.numel())
@@ -172,7 +172,7 @@ def test_budget_per_image_with_history_retain(name):
     stage = "llm" if name in ("dart", "mob") else "post_vit"
     for s in run.stats:
         last = s.order == sum(1 for x in run.stats if x.sample == s.sample) - 1
-        assert s.tokens_by_stage[stage] == keep_count(s.tokens_by_stage["raw"], 0.75 if last else 0.25)
+        assert s.tokens_by_stage[stage] == kept_of(s.tokens_by_stage["raw"], "3/4" if last else "1/4")
         assert s.stage_ms.get("post_vit", 0.0) >= 0.0
 
 

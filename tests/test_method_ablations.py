@@ -7,12 +7,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from model_fixtures import FAMILIES, IMG, build_batch, image_processor, synthetic_image, tiny_model
+from model_fixtures import FAMILIES, IMG, build_batch, image_processor, kept_of, synthetic_image, tiny_model
 
 from vlprune.algorithms.ssp import ssp_select
 from vlprune.algorithms.tar import tar_plan
 from vlprune.api import apply
-from vlprune.methods import create_method, keep_count
+from vlprune.methods import create_method
 from vlprune.methods.base import LLMRow
 
 
@@ -39,7 +39,7 @@ def test_fastv_all_queries_rank_by_mean_attention_from_every_token():
             model(**b)
     cols = torch.nonzero(b["input_ids"][0] == IMG).view(-1)
     scores = att.mean(0)[:, cols].mean(0)  # every row is a query (one unpadded sample)
-    k = keep_count(len(cols), 0.25)
+    k = kept_of(len(cols), "1/4")
     want = torch.sort(torch.sort(scores, descending=True, stable=True).indices[:k]).values
     assert run.last.llm_query_rows == [b["input_ids"].shape[1]]
     assert run.stats[0].kept_blocks.tolist() == want.tolist()

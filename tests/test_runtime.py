@@ -11,13 +11,11 @@ transformers contract the hooks rely on; bad input refused before anything runs.
 from __future__ import annotations
 
 import dataclasses
-import math
-from fractions import Fraction
 
 import pytest
 import torch
 from model_fixtures import (
-    FAMILIES, assert_same_state, build_batch, image_processor, model_state, synthetic_image, tiny_model,
+    FAMILIES, assert_same_state, build_batch, image_processor, kept_of, model_state, synthetic_image, tiny_model,
 )
 
 from vlprune.api import apply
@@ -32,12 +30,6 @@ ALT_OPTIONS = {
     "ssp": {"mu": 0.5, "rho": 0.5},
     "guipruner": {"preset": "III"},
 }
-
-
-def kept_of(n: int, retain: str) -> int:
-    """Tokens a ``retain`` share keeps of ``n``, computed here in exact fractions: round half up,
-    never zero (``max(1, floor(retain * n + 1/2))``; 5 at 1/2 keeps 3, 11 keeps 6, 1 keeps 1)."""
-    return max(1, math.floor(Fraction(retain) * n + Fraction(1, 2)))
 
 
 def _alt(name: str) -> dict:

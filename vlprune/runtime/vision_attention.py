@@ -23,8 +23,8 @@ import torch
 from vlprune.methods.views import VisionAttention
 from vlprune.models.base import FamilyAdapter
 
-#: query rows per chunk (bounds the (heads, chunk, L) probability block)
-CHUNK = 256
+#: query rows per chunk (bounds the (heads, chunk, L) float32 probability block; 64 measured fastest on CPU)
+CHUNK = 64
 
 
 def resolve_vision_layer(layer: int, depth: int, method: str) -> int:
@@ -37,20 +37,21 @@ def resolve_vision_layer(layer: int, depth: int, method: str) -> int:
 
 def received_attention(q: torch.Tensor, k: torch.Tensor, scaling: float, cu_seqlens: torch.Tensor) -> torch.Tensor:
     """q, k: (N, H, hd) rotated rows; returns (N,) float32: per key row, the attention it receives from the
-    query rows of its segment (``cu_seqlens`` (S+1,) boundaries), mean over heads. Scores are computed in
-    q's dtype and the softmax in float32, as eager attention does."""
+    query rows of its segment (``cu_seqlens`` (S+1,) boundaries), mean over heads. Scores and softmax in
+    float32 (eager attention rounds the scores to the model's dtype first; float32 is the exact value, and
+    on CPUs a bf16 matmul is slower than a float32 one)."""
     out = torch.zeros(q.shape[0], dtype=torch.float32, device=q.device)
     bounds = cu_seqlens.tolist()
     for s, e in zip(bounds[:-1], bounds[1:]):
-        ks = k[s:e].transpose(0, 1)  # (H, L, hd)
+        kt = k[s:e].float().permute(1, 2, 0).contiguous()  # (H, hd, L)
         acc = torch.zeros(e - s, dtype=torch.float32, device=q.device)
         for c in range(s, e, CHUNK):
-            qc = q[c : min(c + CHUNK, e)].transpose(0, 1)  # (H, C, hd)
-            # scores in the model's dtype, softmax in float32 (as eager attention), in place: one
-            # (H, C, L) float32 block; column sums weighted by each row's 1 / normaliser
-            p = torch.matmul(qc, ks.transpose(1, 2)).float().mul_(scaling)
+            qc = q[c : min(c + CHUNK, e)].float().transpose(0, 1)  # (H, C, hd)
+            # softmax in place on one (H, C, L) block; column sums weighted by each row's 1 / normaliser
+            p = torch.matmul(qc, kt).mul_(scaling)
             p.sub_(p.amax(dim=-1, keepdim=True)).exp_()
-            acc += torch.einsum("hcl,hc->l", p, p.sum(dim=-1).reciprocal_()) / p.shape[0]
+            w = p.sum(dim=-1).reciprocal_().unsqueeze(1)  # (H, 1, C)
+            acc += torch.bmm(w, p).sum(dim=(0, 1)) / p.shape[0]
         out[s:e] = acc
     return out
 
