@@ -163,3 +163,17 @@ def test_serve_cli_refuses_before_starting(tmp_path, capsys):
     assert "cannot run inside vLLM" in capsys.readouterr().err
     assert main(["serve", str(tmp_path), "--opt", "pixelprune.tau=9"]) == 2
     assert "tau must be in" in capsys.readouterr().err
+
+
+def test_only_the_serve_command_passes_flags_after_the_separator(tmp_path, capsys, monkeypatch):
+    from vlprune.cli import main, split_passthrough
+
+    assert split_passthrough(["serve", "m", "--opt", "pixelprune.tau=0", "--", "--port", "1"]) == (
+        ["serve", "m", "--opt", "pixelprune.tau=0"], ["--port", "1"])
+    assert split_passthrough(["serve", "m"]) == (["serve", "m"], None)
+    # another command whose input is named "serve": no vLLM flags; it reports its missing inputs
+    assert split_passthrough(["analyze", "serve", "--", "x.png"]) == (["analyze", "serve", "--", "x.png"], None)
+    monkeypatch.chdir(tmp_path)
+    assert main(["analyze", "serve", "--", "x.png"]) == 1
+    err = capsys.readouterr().err
+    assert "serve" in err and "x.png" in err

@@ -48,13 +48,20 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def split_passthrough(argv: list[str]) -> tuple[list[str], list[str] | None]:
+    """``vlprune serve ... -- FLAGS``: (the command line before ``--``, FLAGS), or (argv, None) when the
+    command is not ``serve`` or has no ``--``."""
+    i = next((j for j, a in enumerate(argv) if not a.startswith("-")), None)  # the command
+    if i is None or argv[i] != "serve" or "--" not in argv[i:]:
+        return argv, None
+    cut = argv.index("--", i)
+    return argv[:cut], argv[cut + 1:]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     argv = list(sys.argv[1:] if argv is None else argv)
-    passthrough = None
-    if "serve" in argv and "--" in argv[argv.index("serve"):]:  # vlprune serve ... -- <vllm serve flags>
-        cut = argv.index("--", argv.index("serve"))
-        argv, passthrough = argv[:cut], argv[cut + 1:]
+    argv, passthrough = split_passthrough(argv)  # vlprune serve ... -- <vllm serve flags>
     try:
         args = parser.parse_args(argv)
         if passthrough is not None:

@@ -15,8 +15,7 @@ import os
 import shlex
 import sys
 
-from vlprune.cli.common import method_spec_type, usage_error
-from vlprune.cli.flags import FlagError, parse_method_options
+from vlprune.cli.common import method_spec_type, opt_flags, usage_error
 
 
 def add_parser(sub) -> None:
@@ -44,9 +43,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from vlprune.serving.plan import ServingError, ServingPlan
 
     parser = args.parser
+    options = opt_flags(args)
     try:
-        plan = ServingPlan.create(args.method, parse_method_options(args.opt))
-    except (FlagError, ValueError, TypeError) as exc:
+        plan = ServingPlan.create(args.method, options)
+    except (ValueError, TypeError) as exc:
         usage_error(parser, exc)
     if importlib.util.find_spec("vllm") is None:
         parser.error("vLLM is not installed in this Python; make a venv with scripts/vllm-env (CPU) or "
