@@ -37,6 +37,7 @@ import numpy as np
 from PIL import Image, ImageOps
 
 from vlprune import compat
+from vlprune import options as opt
 from vlprune.families import FamilySpec, get_family
 
 #: Default refusal limit for decoded images (pixels). A 4K screenshot is 8.3 MP, an A4 page at
@@ -84,8 +85,6 @@ class ImageOptions:
     high_bit_depth: str | None = None
 
     def __post_init__(self):
-        from vlprune import options as opt
-
         for name in ("min_pixels", "max_pixels"):
             if getattr(self, name) is not None:
                 opt.integer(name, getattr(self, name), minimum=1)
@@ -101,14 +100,12 @@ class ImageOptions:
 
     def bounds(self, family: str | FamilySpec) -> tuple[int, int]:
         """(min_pixels, max_pixels) for ``family``, the family's defaults where not set."""
-        from vlprune.options import OptionError
-
         spec = get_family(family)
         lo = spec.min_pixels if self.min_pixels is None else self.min_pixels
         hi = spec.max_pixels if self.max_pixels is None else self.max_pixels
         if lo > hi:
             name = "min_pixels" if self.min_pixels is not None else "max_pixels"
-            raise OptionError(name, f"min_pixels={lo} exceeds max_pixels={hi} "
+            raise opt.OptionError(name, f"min_pixels={lo} exceeds max_pixels={hi} "
                                     f"(family {spec.name} defaults: {spec.min_pixels} / {spec.max_pixels})")
         return lo, hi
 

@@ -33,8 +33,7 @@ class PostViTStage:
         if m is not None and m.vision_attention:
             self.layer = resolve_vision_layer(m.vision_layer, adapter.vision_depth(), m.name)
             pre = pipeline.get("pre_vit")
-            in_vit = getattr(pre, "vit_block", None)
-            if callable(in_vit) and in_vit() is not None:
+            if pre is not None and pre.vit_block() is not None:
                 raise ValueError(f"method {m.name!r} ranks tokens by the vision encoder's attention and cannot follow "
                                  f"{pre.name!r} applied inside the encoder (after_block); prune before the encoder")
         self.tap: VisionAttentionTap | None = None

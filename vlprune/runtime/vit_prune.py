@@ -24,6 +24,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from vlprune.models.base import patch_rows
+
 
 @dataclass
 class VitPrune:
@@ -53,12 +55,6 @@ def resolve_block(block: int, depth: int, method: str) -> int:
     return k
 
 
-def _rows(positions: np.ndarray, unit: int) -> torch.Tensor:
-    """Patch rows of blocks at sequence ``positions`` (each block = ``unit`` consecutive rows)."""
-    p = torch.from_numpy(np.ascontiguousarray(positions, dtype=np.int64))
-    return (p[:, None] * unit + torch.arange(unit)).reshape(-1)
-
-
 def _scatter(out: torch.Tensor, positions: torch.Tensor, total: int) -> torch.Tensor:
     full = out.new_zeros((total, *out.shape[1:]))
     full[positions.to(out.device)] = out
@@ -70,13 +66,12 @@ def vit_prune_hooks(adapter, prune: VitPrune, grid_thw: torch.Tensor, vision_kwa
     """Install the hooks for one tower call on all blocks (see module docstring); always removed."""
     visual = adapter.visual
     blocks = visual.blocks
-    unit = adapter.merge ** 2
     total = int(sum(prune.n_blocks))
     order = adapter.vit_sequence_order(vision_kwargs, total)  # (total,) block at each sequence position
     keep = np.zeros(total, bool)
     keep[prune.kept_global] = True
     positions = np.flatnonzero(keep[order])  # sequence positions of the kept blocks
-    rows = _rows(positions, unit)
+    rows = patch_rows(positions, 0, adapter.merge)
     pos_t = torch.from_numpy(positions)
     pruned = adapter.vit_kept_segments(grid_thw, prune.kept)
     k = prune.block

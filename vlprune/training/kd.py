@@ -21,8 +21,7 @@ import torch
 import torch.nn.functional as F
 
 from vlprune import options as opt
-
-IGNORE = -100
+from vlprune.runtime.labels import IGNORE
 
 
 @dataclass(frozen=True)
