@@ -108,6 +108,7 @@ def test_mmlongbench_pages_and_breakdowns(tmp_path, layout):
     samples = ds.load(PROTOCOL_FIXTURES["mmlongbench-doc"](tmp_path, layout)).samples
     assert [len(s.images) for s in samples] == [3, 3, 2, 2]
     assert samples[0].images[0].open().size == ((192, 256) if layout == "pdf" else (96, 128))  # 144 dpi of 96x128 pt
+    assert samples[0].images[0].size() == samples[0].images[0].open().size  # without rendering, for PDF pages
     assert len(create_dataset("mmlongbench-doc", max_pages=2).load(tmp_path).samples[0].images) == 2
     assert ds.messages(samples[0], _ctx(3))[0]["content"][-1]["text"] == (
         "How many charts?\nPlease answer concisely with short words or phrases when possible.")

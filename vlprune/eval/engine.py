@@ -64,12 +64,10 @@ def generation_config(model, max_new_tokens: int, temperature: float = 0.0):
     """The model's generation config with ``max_new_tokens``, one beam, and greedy decoding
     (``do_sample=False``) or, for ``temperature`` > 0, plain temperature sampling (top-k and top-p off)."""
     gen = copy.deepcopy(model.generation_config)
-    gen.num_beams, gen.max_new_tokens = 1, int(max_new_tokens)
-    if temperature > 0:
-        gen.do_sample, gen.temperature, gen.top_p, gen.top_k = True, float(temperature), 1.0, 0
-    else:
-        gen.do_sample = False
-        gen.temperature = gen.top_p = gen.top_k = None
+    gen.max_new_tokens = int(max_new_tokens)
+    settings = generation_settings(temperature)
+    for key in ("do_sample", "num_beams", "temperature", "top_k", "top_p"):  # greedy: sampling knobs unset
+        setattr(gen, key, settings.get(key))
     return gen
 
 

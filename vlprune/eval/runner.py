@@ -97,7 +97,7 @@ def _identity(config: EvalConfig, spec: MethodSpec, loaded: LoadedModel, max_new
         "model": loaded.name, "method": spec.describe(), "max_new_tokens": max_new_tokens,
         "min_pixels": limits[1], "max_pixels": limits[2], "dtype": loaded.dtype,
         "seed": config.seed if loaded.random_weights else None,
-        # None when greedy, so folders written before sampling existed (no such key) stay resumable
+        # None when greedy: a greedy run's identity matches one recorded without these keys
         "temperature": config.temperature or None, "sampling_seed": config.seed if config.temperature else None,
     }
     return json.loads(json.dumps(ident, default=str))

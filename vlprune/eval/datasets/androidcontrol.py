@@ -17,9 +17,9 @@ or its ``benchmark_resource/``), records ``{"image", "instruction", "history", "
 with the 0.14 distance (``click_rule="distance"``); ``improved=True`` reads
 ``android_control_high_task-improved.json`` (revised task / history and alternative ground truths).
 The records hold one screenshot and a text history; with ``history_images=N`` the previous screenshots
-are the episode's earlier frames on disk, the convention of the public GUI-agent reproductions
-(YtShenn/VLMEvalKit_Prune_multistep_hist): a screenshot ``<episode folder>/step_<k>.<ext>`` has as history
-the existing ``step_<j>.<ext>`` files of its folder with j < k, the last N of them (oldest first).
+are the episode's earlier frames on disk, the convention of public multi-step GUI-agent evaluations: a
+screenshot ``<episode folder>/step_<k>.<ext>`` has as history the existing ``step_<j>.<ext>`` files of
+its folder with j < k, the last N of them (oldest first).
 
 Prompt (both): Qwen2.5-VL / Qwen3-VL ``mobile_use`` agent prompt: system tool description, then the
 goal (and step instruction in low mode) and the last 4 actions. Score:

@@ -9,7 +9,6 @@ with PyMuPDF (pixels can differ slightly from poppler's). Pre-rendered page imag
 
 from __future__ import annotations
 
-import io
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -51,7 +50,8 @@ class PdfPage(ImageRef):
             return self.longest / max(rect.width, rect.height)
         return float(self.dpi) / 72.0
 
-    def _render(self):
+    def _on_page(self, fn):
+        """``fn(page, matrix)`` on the page, with the render matrix; DatasetError for a missing file or page."""
         fitz = _fitz()
         if not Path(self.path).is_file():
             raise DatasetError(f"{self.origin}: PDF not found: {self.path}")
@@ -61,7 +61,10 @@ class PdfPage(ImageRef):
                                    f"({doc.page_count} pages)")
             page = doc[self.page - 1]
             zoom = self._zoom(page.rect)
-            return page.get_pixmap(matrix=fitz.Matrix(zoom, zoom), alpha=False).tobytes("png")
+            return fn(page, fitz.Matrix(zoom, zoom))
+
+    def _render(self):
+        return self._on_page(lambda page, m: page.get_pixmap(matrix=m, alpha=False).tobytes("png"))
 
     def open(self) -> Image.Image:
         from vlprune.grid import load_image
@@ -69,5 +72,6 @@ class PdfPage(ImageRef):
         return load_image(self._render())
 
     def size(self) -> tuple[int, int]:
-        with Image.open(io.BytesIO(self._render())) as im:
-            return im.size
+        """The rendered size, from the page box (the pixmap's own rounding), without rendering."""
+        box = self._on_page(lambda page, m: (page.rect * m).irect)
+        return box.width, box.height

@@ -41,7 +41,7 @@ def clean(s) -> str:
     s = str(s).lower().strip()
     s = re.sub(r"\s*\([^)]*\)", "", s).strip()
     s = re.sub(r"^['\"]|['\"]$", "", s).strip()
-    return s.strip().lstrip("$").strip().strip().rstrip("%").strip()
+    return s.strip().lstrip("$").strip().rstrip("%").strip()
 
 
 def needs_exact(s: str) -> bool:
