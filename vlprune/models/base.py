@@ -250,8 +250,11 @@ class FamilyAdapter:
         Returns ``position_ids`` (N_kept, 2) original (h, w) patch coordinates and ``cu_seqlens``.
         """
         pos = get_vision_position_ids(grid_thw, self.merge)
-        sizes = [len(k) * self.merge**2 for k in kept]
-        return {"position_ids": pos[rows.to(pos.device)], "cu_seqlens": cu_seqlens_from_sizes(sizes, grid_thw.device)}
+        return {"position_ids": pos[rows.to(pos.device)], "cu_seqlens": self._kept_cu_seqlens(kept, grid_thw.device)}
+
+    def _kept_cu_seqlens(self, kept: list[np.ndarray], device=None) -> torch.Tensor:
+        """(n+1,) int32 boundaries of each image's kept patch rows (one attention segment per image)."""
+        return cu_seqlens_from_sizes([len(k) * self.merge**2 for k in kept], device)
 
     # ------------------------------------------------------------------ in-ViT pruning (runtime.vit_prune)
     def vit_sequence_order(self, vkw: dict, total: int) -> np.ndarray:
@@ -264,7 +267,7 @@ class FamilyAdapter:
 
     def vit_kept_segments(self, grid_thw: torch.Tensor, kept: list[np.ndarray]) -> dict:
         """Attention segments of the kept blocks' rows: ``{"full": cu_seqlens}`` (+ ``"window"``)."""
-        return {"full": cu_seqlens_from_sizes([len(k) * self.merge**2 for k in kept])}
+        return {"full": self._kept_cu_seqlens(kept)}
 
     def encode_images(self, pixel_rows: torch.Tensor, grid_thw: torch.Tensor, vkw: dict, kept_sizes: list[int]):
         """Run the vision tower on kept rows (N_kept, D) -> output with per-image ``pooler_output``."""

@@ -53,8 +53,7 @@ class Qwen2_5_VLAdapter(FamilyAdapter):
 
     def vision_kwargs(self, grid_thw, rows, kept):
         kw = super().vision_kwargs(grid_thw, rows, kept)
-        vc = self.config.vision_config
-        wi, cu = kept_windows(grid_thw.cpu(), kept, self.merge, vc.window_size, vc.patch_size)
+        wi, cu = self._kept_windows(grid_thw, kept)
         kw["window_index"] = wi.to(grid_thw.device)
         kw["cu_window_seqlens"] = cu.to(grid_thw.device)
         return kw
@@ -66,7 +65,11 @@ class Qwen2_5_VLAdapter(FamilyAdapter):
         return block not in self.visual.fullatt_block_indexes
 
     def vit_kept_segments(self, grid_thw, kept):
-        vc = self.config.vision_config
         out = super().vit_kept_segments(grid_thw, kept)
-        out["window"] = kept_windows(grid_thw.cpu(), kept, self.merge, vc.window_size, vc.patch_size)[1]
+        out["window"] = self._kept_windows(grid_thw, kept)[1]
         return out
+
+    def _kept_windows(self, grid_thw, kept):
+        """(window_index, cu_window_seqlens) of the kept blocks (:func:`kept_windows`, the tower's window size)."""
+        vc = self.config.vision_config
+        return kept_windows(grid_thw.cpu(), kept, self.merge, vc.window_size, vc.patch_size)
