@@ -90,7 +90,7 @@ class SuiteRun(RunOptions):
     dataset_options: dict = field(default_factory=dict)
 
 
-def validate(suite: Suite, run: SuiteRun) -> tuple[list[Row], list[Benchmark]]:
+def validate(suite: Suite, run: SuiteRun) -> tuple[list[Row], list[Benchmark], dict[str, dict]]:
     """The selected rows and benchmarks, checked before any model is loaded (all problems listed)."""
     from vlprune.eval.catalog import create_dataset
 
@@ -111,7 +111,7 @@ def validate(suite: Suite, run: SuiteRun) -> tuple[list[Row], list[Benchmark]]:
         if not (Path(run.data_root) / b.folder).exists():
             problems.append(f"benchmark {b.key!r}: no data at {Path(run.data_root) / b.folder}")
     _refuse(suite, rows, problems)
-    return rows, benches
+    return rows, benches, options
 
 
 def _refuse(suite: Suite, rows: list[Row], problems: list[str]) -> None:
@@ -152,8 +152,7 @@ def run_suite(suite: Suite, run: SuiteRun, *, dist=None, on_record=None) -> tupl
     from vlprune.eval.runner import Runner
 
     dist = dist or DistContext()
-    rows, benches = validate(suite, run)
-    options = benchmark_options(suite, benches, run.dataset_options)
+    rows, benches, options = validate(suite, run)
     family = model_family(run.model)
     if family not in suite.families and dist.is_main:
         print(f"note: suite {suite.name} reports {', '.join(suite.families)} models; {run.model} is {family}",

@@ -304,7 +304,8 @@ def user_turn(n_images: int, text: str) -> list[dict]:
     return [{"role": "user", "content": [{"type": "image"} for _ in range(n_images)] + [{"type": "text", "text": text}]}]
 
 
-def choose(option: str, table: dict, what: str) -> str:
+def choose(option: str, table, what: str) -> str:
+    """``option`` if ``table`` (a mapping or a sequence of names) has it; ValueError listing them."""
     if option not in table:
         raise ValueError(f"unknown {what} {option!r}; expected one of: {', '.join(table)}")
     return option

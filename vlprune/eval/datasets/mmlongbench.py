@@ -72,8 +72,8 @@ class MMLongBenchDoc(TextVQA):
 
         self.max_pages = opt.integer("max_pages", max_pages, minimum=1)
         self.dpi = opt.positive("dpi", dpi)
-        self.f1_variant = choose(f1_variant, {v: v for v in longdoc.VARIANTS}, "F1 variant")
-        self.extraction = choose(extraction, {"response": None}, "answer extraction")
+        self.f1_variant = choose(f1_variant, longdoc.VARIANTS, "F1 variant")
+        self.extraction = choose(extraction, ("response",), "answer extraction")
 
     # ------------------------------------------------------------------------------------------ loading
     def _pages(self, root: Path, doc_id: str, origin: str) -> list[ImageRef]:

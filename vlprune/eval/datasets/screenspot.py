@@ -270,7 +270,7 @@ class ScreenSpotPro(_Grounding):
         PixelPrune's efficiency table); None = all."""
         chosen = (only_groups,) if isinstance(only_groups, str) else tuple(only_groups or ())
         for g in chosen:
-            choose(g, {k: k for k in PRO_GROUPS}, "ScreenSpot-Pro group")
+            choose(g, PRO_GROUPS, "ScreenSpot-Pro group")
         self.only_groups = chosen
 
     def _files(self, path: Path) -> tuple[list[Path], Path]:
