@@ -39,29 +39,28 @@ class ProcessedCollator:
         if not samples:
             raise ValueError("cannot collate an empty list of samples")
         out: dict = {}
-        length = max(_row(s["input_ids"]).numel() for s in samples)
+        ids = [_row(s["input_ids"]) for s in samples]
+        length = max(r.numel() for r in ids)
         for key, fill in _PER_TOKEN.items():
-            if key not in samples[0]:
-                continue
-            rows = [_row(s[key]) for s in samples]
-            value = self.pad_token_id if fill is None else fill
-            t = torch.full((len(rows), length), value, dtype=rows[0].dtype)
-            for i, r in enumerate(rows):
-                o = length - r.numel() if self.padding_side == "left" else 0
-                t[i, o : o + r.numel()] = r
-            out[key] = t
+            if key in samples[0]:
+                out[key] = self._pad([_row(s[key]) for s in samples], self.pad_token_id if fill is None else fill,
+                                     length)
         if "attention_mask" not in out:
-            lens = [_row(s["input_ids"]).numel() for s in samples]
-            am = torch.zeros((len(samples), length), dtype=torch.long)
-            for i, n in enumerate(lens):
-                o = length - n if self.padding_side == "left" else 0
-                am[i, o : o + n] = 1
-            out["attention_mask"] = am
+            ones = [torch.ones(r.numel(), dtype=torch.long) for r in ids]
+            out["attention_mask"] = self._pad(ones, 0, length)
         for key in _CONCAT:
             parts = [torch.as_tensor(s[key]) for s in samples if s.get(key) is not None]
             if parts:
                 out[key] = torch.cat(parts, 0)
         return out
+
+    def _pad(self, rows: list[torch.Tensor], value, length: int) -> torch.Tensor:
+        """(B, length) of ``rows`` padded with ``value`` on ``padding_side``."""
+        t = torch.full((len(rows), length), value, dtype=rows[0].dtype)
+        for i, r in enumerate(rows):
+            o = length - r.numel() if self.padding_side == "left" else 0
+            t[i, o : o + r.numel()] = r
+        return t
 
 
 class SampleList(torch.utils.data.Dataset):
