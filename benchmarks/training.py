@@ -73,13 +73,12 @@ def _batch(proc, images: list[Path], question: str, n_answer: int):
 
 
 def _full_prompts(batch, proc) -> list:
-    out, off = [], 0
-    thw = batch["image_grid_thw"].tolist()
-    for r in range(batch["input_ids"].shape[0]):
+    """One unpruned prompt per row (one image each)."""
+    out = []
+    for r, grid in enumerate(batch["image_grid_thw"].tolist()):
         ids = batch["input_ids"][r][batch["attention_mask"][r].bool()]
         n_img = int((ids == proc.image_token_id).sum())
-        out.append(flops.Prompt([flops.ImageTokens(tuple(thw[off]))], int(ids.numel()) - n_img))
-        off += 1
+        out.append(flops.Prompt([flops.ImageTokens(tuple(grid))], int(ids.numel()) - n_img))
     return out
 
 
@@ -157,9 +156,7 @@ def main(argv=None) -> int:
     info: dict = {m: {"samples": []} for m in methods}
     # PixelPrune first, once, for the budget of the baselines
     _, run = _step(model, opt, batch, answer, specs["pixelprune"], proc, timer, peak, args.answer_tokens)
-    kept = sum(s.tokens_after for s in run.stats)
-    total = sum(s.tokens_before for s in run.stats)
-    retain = kept / total
+    total, retain = run.last.tokens_before, run.last.retain
     specs["random"] = ("random", {"retain": retain})
     specs["resize"] = ("resize", {"retain": retain})
     passes = args.warmup + args.repeats
@@ -173,23 +170,19 @@ def main(argv=None) -> int:
                 prompts = _full_prompts(batch, proc) if run is None else run.last.flops_prompts()
                 fwd = sum(flops.prefill_flops(config, pr, logits_to_keep=args.answer_tokens + 1).total for pr in prompts)
                 rec["tflops_fwd_bwd"] = fwd * (4 if args.checkpointing else 3) / 1e12
-                rec["vit_patches"] = sum(pr_patches for pr_patches in (
-                    [int(torch.tensor(g).prod()) for g in batch["image_grid_thw"].tolist()] if run is None else
-                    [len(s.vit_blocks) * family.merge_size**2 for s in run.stats]))
-                rec["visual_tokens"] = total if run is None else sum(s.tokens_after for s in run.stats)
+                rec["vit_patches"] = (sum(t * h * w for t, h, w in batch["image_grid_thw"].tolist()) if run is None
+                                      else sum(len(s.vit_blocks) for s in run.stats) * family.merge_size**2)
+                rec["visual_tokens"] = total if run is None else run.last.tokens_after
             if p >= args.warmup:
                 rec["samples"].append(sample)
-    rows = []
     for m in methods:
         rec = info[m]
-        med = {k: statistics.median(s[k] for s in rec["samples"]) for k in rec["samples"][0] if k != "loss"}
-        rec["median"] = med
-        rows.append(m)
+        rec["median"] = {k: statistics.median(s[k] for s in rec["samples"]) for k in rec["samples"][0] if k != "loss"}
     base = info.get("full")
     table = ["| method | retain | ViT patches | visual tokens | forward s | backward s | optimizer s | step s | "
              "peak MiB | TFLOPs fwd+bwd | fwd+bwd speed-up | step speed-up | FLOPs ratio | fwd+bwd speed-up / FLOPs ratio |",
              "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
-    for m in rows:
+    for m in methods:
         rec, med = info[m], info[m]["median"]
         su = fr = fb = None
         if base is not None:
