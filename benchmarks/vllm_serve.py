@@ -102,12 +102,12 @@ def plan_requests(ckpt: Path, shape: str, images: list, max_tokens: int) -> dict
     ip = proc.image_processor
     text = proc.apply_chat_template([{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": QUESTION}]}],
                                     add_generation_prompt=True)
+    batches = [proc(text=[text], images=[im], return_tensors="pt") for im in images]  # the same for every method
     out = {}
     for label, payload in METHODS:
         method = ServingPlan.from_payload(payload).pipeline().get("pre_vit")
         rows = []
-        for im in images:
-            batch = proc(text=[text], images=[im], return_tensors="pt")
+        for batch in batches:
             n_image = int((batch["input_ids"] == config.image_token_id).sum())
             sel = select_rows(batch["pixel_values"], batch["image_grid_thw"], method, spec, ip.image_mean, ip.image_std)
             (mask,) = keep_masks(sel.keep, sel.image_grid_thw, spec.merge_size)

@@ -1,6 +1,6 @@
 """The vLLM plug-in's parts that need no vLLM: the plan and its validation, the engine arguments, the
 architecture override, the positions of a pruned prompt and the ``vlprune serve`` command line. The
-engine itself is tested in tests/vllm/ (vLLM's CPU build, ``scripts/vllm-env``)."""
+engine itself is tested in tests/serving/ (vLLM's CPU build, ``scripts/vllm-env``)."""
 
 from __future__ import annotations
 

@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import pytest
 from harness import (
-    CORPUS, assert_close, corpus_image, crop_to_blocks, generate, image_token_count, plugin_positions, processed,
-    selected_counts,
+    CORPUS, MAX_PIXELS, MIN_PIXELS, assert_close, corpus_image, crop_to_blocks, generate, image_token_count,
+    plugin_positions, processed, selected_counts,
 )
 
 import vlprune
 
-PAGE, SHOT, MOBILE = "web/flask_index.png", "web/py311_library_itertools.png", None
+PAGE = "web/flask_index.png"
 
 
 def _images(n: int):
@@ -58,7 +58,7 @@ def test_placeholders_equal_vlprune_select_on_an_image_the_processor_keeps(plugi
     crop = crop_to_blocks(corpus_image(PAGE), fam.name, (10, 14))
     got = generate(plugin, ref.prompt(1), [crop], max_tokens=1)
     family = vlprune.get_family(ref.model.config.model_type).name
-    sel = vlprune.select(crop, "pixelprune", family=family, min_pixels=3136, max_pixels=200_704)
+    sel = vlprune.select(crop, "pixelprune", family=family, min_pixels=MIN_PIXELS, max_pixels=MAX_PIXELS)
     assert 0 < sel.n_kept < 140
     assert image_token_count(got["ids"], int(ref.model.config.image_token_id)) == sel.n_kept
 
@@ -123,7 +123,7 @@ def test_tar_with_pixelprune_on_a_real_episode(plugin, ref, fam):
 
     family = vlprune.get_family(ref.model.config.model_type).name
     req = agent_request(CORPUS / "trajectories" / "web_flask_quickstart_routing", family, history_images=2,
-                        limits=(3136, 200_704))
+                        limits=(MIN_PIXELS, MAX_PIXELS))
     text = ref.processor.apply_chat_template(req.messages, add_generation_prompt=True)
     want = ref.run("tar+pixelprune", text, req.images, before_processor=True, tar={"lam": 0.4})
     got = generate(plugin, text, req.images, request_plan={"method": "tar+pixelprune", "tar.lam": 0.4})

@@ -135,7 +135,6 @@ def image_token_count(ids: list[int], image_token_id: int) -> int:
 
 def processed(llm, text: str, images: list, request_plan: dict | None = None):
     """The plug-in processor's output for one prompt in this process (what the API server computes)."""
-    from vllm.multimodal.processing import ProcessorInputs  # noqa: F401  (vLLM's public name)
     from vllm.multimodal.processing.inputs import ProcessorInputs as Inputs
 
     processor = llm.renderer.mm_processor

@@ -79,10 +79,9 @@ def _config(family: str, shape: str):
             text = {**tiny.text, **SERVING_MOE[family]}
             tiny = dataclasses.replace(tiny, name=f"{family}-tiny-serving", model_type=family, text=text)
         return shapes.shape_config(tiny)
-    row = shapes.get_shape(shape)
-    if row.family != get_family(family).name:
-        raise ValueError(f"shape {shape!r} is a {row.family} model, not {get_family(family).name}")
-    return shapes.shape_config(row)
+    from vlprune.models.configs import build_config
+
+    return build_config(family, shape)
 
 
 def write_processor(path: Path, family: str, min_pixels: int | None = None, max_pixels: int | None = None) -> None:

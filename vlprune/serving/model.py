@@ -25,9 +25,9 @@ from typing import ClassVar
 import torch
 
 from vlprune.serving.encoder import BUILDERS
-from vlprune.serving.plan import KEY, ServingError, ServingPlan
+from vlprune.serving.plan import ServingError, ServingPlan
 from vlprune.serving.positions import expand
-from vlprune.serving.processor import KEEP
+from vlprune.serving.processor import KEEP, resolve_plan
 from vlprune.serving.select import keep_masks
 
 _KEEP: ContextVar["torch.Tensor | None"] = ContextVar("vlprune_keep", default=None)
@@ -36,11 +36,7 @@ _KEEP: ContextVar["torch.Tensor | None"] = ContextVar("vlprune_keep", default=No
 def check_engine(vllm_config) -> ServingPlan:
     """Refuse engine settings the plug-in cannot serve; returns the deployment's plan."""
     mm = vllm_config.model_config.get_multimodal_config()
-    entry = (mm.mm_processor_kwargs or {}).get(KEY)
-    if entry is None:
-        raise ServingError(f"the vlprune architecture was selected without mm_processor_kwargs[{KEY!r}]; build "
-                           f"the engine arguments with vlprune.serving.vllm_kwargs(...) or run 'vlprune serve'")
-    plan = ServingPlan.from_payload(entry)
+    plan = resolve_plan(mm, {})
     if getattr(mm, "mm_encoder_tp_mode", "weights") == "data":
         raise ServingError("mm_encoder_tp_mode='data' shards the vision encoder's images by their full grids, "
                            "which pruned images do not have; use the default 'weights' mode with vlprune")

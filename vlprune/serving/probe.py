@@ -8,7 +8,8 @@ inside a request. ``TESTED`` is the vLLM release the test suite runs against.
 from __future__ import annotations
 
 import importlib
-import inspect
+
+from vlprune import compat
 
 #: the vLLM releases the plug-in is tested on (major, minor)
 TESTED = ((0, 32),)
@@ -78,11 +79,7 @@ def check(hooks=None) -> None:
                                 f"(tested on vLLM {', '.join('.'.join(map(str, v)) for v in TESTED)}); refusing "
                                 f"to start the engine") from exc
         if kwargs:
-            try:
-                params = inspect.signature(obj).parameters
-            except (TypeError, ValueError):
-                params = {}
-            missing = [k for k in kwargs if k not in params]
+            missing = [k for k in kwargs if k not in compat.params(obj)]
             if missing:
                 raise VllmHookError(f"vLLM {vllm_version()}: {module}.{path} no longer takes {', '.join(missing)}, "
                                     f"which the vlprune plug-in relies on; refusing to start the engine")

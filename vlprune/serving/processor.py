@@ -78,23 +78,15 @@ STATS = SelectorStats()
 
 
 @lru_cache(maxsize=256)
-def _plan_of(fingerprint: str) -> ServingPlan:
+def _resolved(entry: str) -> tuple[ServingPlan, object]:
+    """A plan entry (JSON) -> (its validated plan, the pipeline it runs); each distinct entry once."""
     import json
 
-    return ServingPlan.from_payload(json.loads(fingerprint))
+    plan = ServingPlan.from_payload(json.loads(entry))
+    return plan, plan.pipeline()
 
 
-def _pipeline_of(plan: ServingPlan):
-    return _pipeline_cached(plan.fingerprint())
-
-
-@lru_cache(maxsize=256)
-def _pipeline_cached(fingerprint: str):
-    return _plan_of(fingerprint).pipeline()
-
-
-def resolve_plan(mm_config, request_kwargs) -> ServingPlan:
-    """The plan of one request: the deployment's entry merged with the request's (request wins)."""
+def _resolve(mm_config, request_kwargs) -> tuple[ServingPlan, object]:
     import json
 
     entry = mm_config.merge_mm_processor_kwargs(dict(request_kwargs or {})).get(KEY)
@@ -102,9 +94,14 @@ def resolve_plan(mm_config, request_kwargs) -> ServingPlan:
         raise ServingError(f"the vlprune architecture was selected without mm_processor_kwargs[{KEY!r}]; build the "
                            f"engine arguments with vlprune.serving.vllm_kwargs(...) or run 'vlprune serve'")
     try:
-        return _plan_of(json.dumps(entry, sort_keys=True))
+        return _resolved(json.dumps(entry, sort_keys=True))
     except TypeError as exc:  # not JSON-able
         raise ServingError(f"mm_processor_kwargs[{KEY!r}] must be JSON-able, got {entry!r}") from exc
+
+
+def resolve_plan(mm_config, request_kwargs) -> ServingPlan:
+    """The plan of one request: the deployment's entry merged with the request's (request wins)."""
+    return _resolve(mm_config, request_kwargs)[0]
 
 
 def _norm_stats(image_processor, kwargs: dict):
@@ -178,10 +175,10 @@ class PruningProcessor:
     # ------------------------------------------------------------------ request
     def apply(self, inputs, timing_ctx):
         if _PROFILE.get():
-            plan = _FULL
+            active = _Active(*_resolved(_FULL.fingerprint()))
         else:
-            plan = resolve_plan(self.info.ctx.model_config.get_multimodal_config(), inputs.hf_processor_mm_kwargs)
-        active = _Active(plan, _pipeline_of(plan))
+            active = _Active(*_resolve(self.info.ctx.model_config.get_multimodal_config(),
+                                       inputs.hf_processor_mm_kwargs))
         images = inputs.mm_data_items.get("image") if "image" in inputs.mm_data_items else None
         if images is not None and not isinstance(images, ImageProcessorItems):
             raise ServingError("vlprune prunes images before the vision encoder: it needs the image's pixels, not "
@@ -244,9 +241,9 @@ class PruningProcessor:
         if "image" in hashes and active is not None:
             algorithm = self.info.ctx.get_mm_config().mm_hasher_algorithm
             sizes = active.sizes or [None] * len(hashes["image"])
+            plan = active.plan.fingerprint()
             hashes["image"] = [
-                MultiModalHasher.hash_kwargs(algorithm, mm_hash=h, vlprune=active.plan.fingerprint(),
-                                             vlprune_size=str(sizes[i]))
+                MultiModalHasher.hash_kwargs(algorithm, mm_hash=h, vlprune=plan, vlprune_size=str(sizes[i]))
                 for i, h in enumerate(hashes["image"])
             ]
         return hashes

@@ -39,7 +39,7 @@ class Selected:
 
 
 def select_rows(pixel_values: torch.Tensor, image_grid_thw: torch.Tensor, method: PreViTMethod | None,
-                spec: FamilySpec, mean=None, std=None, limits: tuple[int, int] | None = None) -> Selected:
+                spec: FamilySpec, mean=None, std=None) -> Selected:
     """Run ``method`` (None keeps everything) on each image of one processor call."""
     t0 = time.perf_counter()
     thw = image_grid_thw.detach().cpu().long()
@@ -54,7 +54,7 @@ def select_rows(pixel_values: torch.Tensor, image_grid_thw: torch.Tensor, method
             keep = np.arange(grid.n_blocks, dtype=np.int64)
         else:
             ctx = ImageContext(i, 0, i, len(grids), grid, np.arange(grid.n_blocks, dtype=np.int64), tuple(grid.size),
-                               spec, limits or (spec.min_pixels, spec.max_pixels))
+                               spec, (spec.min_pixels, spec.max_pixels))
             sel = method(grid, ctx)
             keep = np.asarray(sel.kept, dtype=np.int64)
             if sel.resized is not None:
